@@ -1,0 +1,7 @@
+//! The services behind the sluice gateway.
+//!
+//! - [`todo`]: the todo REST service on PostgreSQL.
+
+pub mod db;
+pub mod error;
+pub mod todo;

@@ -1,0 +1,172 @@
+//! Configuration: the YAML file -> raw serde structs -> a validated, immutable [`Config`].
+//!
+//! [`load`] reports every problem at once as `file:line: field: message`, so one
+//! `sluice --test` run shows all that needs fixing.
+
+mod error;
+mod lines;
+mod raw;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use validate::{Config, HealthCheckConfig, RouteConfig, ServerConfig, UpstreamConfig};
+
+use lines::LineIndex;
+use raw::RawConfig;
+use std::path::Path;
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::whole_file(path, None, format!("cannot read file: {e}")))?;
+    parse(path, &text)
+}
+
+/// Validates `text` as if it had been read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let lines = LineIndex::build(text);
+    let mut unknown = Vec::new();
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let raw: RawConfig =
+        match serde_ignored::deserialize(deserializer, |field| unknown.push(field_path(&field))) {
+            Ok(raw) => raw,
+            Err(e) => return Err(yaml_error(path, &lines, &e)),
+        };
+    let mut errors = validate::Errors::new(path, &lines);
+    for field in unknown {
+        errors.push(&field, "unknown field");
+    }
+    validate::validate(path, raw, errors)
+}
+
+/// serde_yaml errors carry a position and usually a `path: ` prefix; keep both.
+fn yaml_error(path: &Path, lines: &LineIndex, e: &serde_yaml::Error) -> ConfigErrors {
+    let message = e.to_string();
+    // serde_yaml appends " at line L column C"; the line goes into the prefix instead.
+    let message = match message.rfind(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message,
+    };
+    let line = e.location().map(|l| l.line()).or_else(|| {
+        let field = message.split_once(": ").map(|(f, _)| f)?;
+        lines.line_of(field)
+    });
+    ConfigErrors::whole_file(path, line, message)
+}
+
+/// `routes[1].upstream` from serde_ignored's path.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        P::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(Path::new("t.yaml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const GOOD: &str = r#"
+server:
+  listen: "127.0.0.1:9999"
+upstreams:
+  todo:
+    peers: ["127.0.0.1:8081", "127.0.0.1:8082"]
+routes:
+  - { name: todo, path_prefix: /todo, upstream: todo }
+  - name: api
+    path_prefix: /api/
+    strip_prefix: true
+    upstream: todo
+"#;
+
+    #[test]
+    fn a_good_file_loads() {
+        let config = parse(Path::new("t.yaml"), GOOD).expect("valid");
+        assert_eq!(config.routes.len(), 2);
+        assert_eq!(config.upstreams["todo"].peers.len(), 2);
+        assert!(config.routes[1].strip_prefix);
+    }
+
+    #[test]
+    fn every_unknown_field_is_reported_with_its_line() {
+        let text = GOOD
+            .replace("  listen:", "  lisen: x\n  listen:")
+            .replace("    strip_prefix", "    colour: red\n    strip_prefix");
+        assert_eq!(
+            errors(&text),
+            vec![
+                "t.yaml:3: server.lisen: unknown field",
+                "t.yaml:12: routes[1].colour: unknown field",
+            ]
+        );
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported() {
+        let text = GOOD
+            .replace("upstream: todo }", "upstream: nope }")
+            .replace("\"127.0.0.1:8082\"", "\"not-an-address\"")
+            .replace("name: api", "name: todo");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.yaml:6: upstreams.todo.peers[1]: "),
+            "{errs:?}"
+        );
+        assert_eq!(
+            errs[1],
+            "t.yaml:8: routes[0].upstream: no upstream named \"nope\" (known: todo)"
+        );
+        assert_eq!(
+            errs[2],
+            "t.yaml:9: routes[1].name: duplicate route name \"todo\""
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_line() {
+        let text = GOOD.replace("\"127.0.0.1:9999\"", "\"127.0.0.1:9999\"\n  threads: many");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("t.yaml:4: "), "{errs:?}");
+        assert!(errs[0].contains("threads"), "{errs:?}");
+    }
+
+    #[test]
+    fn empty_peers_and_bad_prefix_are_rejected() {
+        let text = GOOD
+            .replace("[\"127.0.0.1:8081\", \"127.0.0.1:8082\"]", "[]")
+            .replace("path_prefix: /todo", "path_prefix: todo");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("upstreams.todo.peers: must list at least one peer"));
+        assert!(errs[1].contains("routes[0].path_prefix: must start with '/'"));
+    }
+
+    #[test]
+    fn yaml_syntax_errors_name_the_line() {
+        let errs = errors("server:\n  listen: [\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("t.yaml:"), "{errs:?}");
+    }
+}

@@ -1,0 +1,143 @@
+//! The YAML file as written: plain serde structs, no meaning attached yet.
+//!
+//! Unknown fields are not rejected by serde here (`deny_unknown_fields` stops at the first
+//! one); `load` collects every ignored field through `serde_ignored` instead, so a file
+//! with three typos gets three errors in one run.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+pub struct RawConfig {
+    /// Listeners and process settings.
+    pub server: RawServer,
+    /// Upstream groups by name.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawUpstream>,
+    /// Routes, matched by host and longest path prefix.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+/// `server:` section.
+#[derive(Debug, Deserialize)]
+pub struct RawServer {
+    /// Proxy listener, `ip:port`.
+    pub listen: String,
+    /// Admin listener (metrics, health, admin API), `ip:port`.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Pingora worker threads.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM.
+    #[serde(default = "default_grace_period_s")]
+    pub grace_period_s: u64,
+    /// Add `X-Sluice-Upstream: <peer>` to responses.
+    #[serde(default = "default_true")]
+    pub upstream_header: bool,
+}
+
+/// One entry of `upstreams:`.
+#[derive(Debug, Deserialize)]
+pub struct RawUpstream {
+    /// `host:port` of each peer.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Active HTTP health check.
+    #[serde(default)]
+    pub health_check: RawHealthCheck,
+    /// How many other peers a request may be retried on after a connect failure.
+    #[serde(default = "default_retries")]
+    pub retries: usize,
+    /// TCP connect timeout per attempt.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Timeout waiting for each read from the upstream.
+    #[serde(default = "default_read_timeout_ms")]
+    pub read_timeout_ms: u64,
+}
+
+/// `health_check:` of an upstream.
+#[derive(Debug, Deserialize)]
+pub struct RawHealthCheck {
+    /// Path requested with GET; any 2xx is healthy.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// Time between two checks of one peer.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// Connect + response timeout of one check.
+    #[serde(default = "default_health_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Consecutive successes that make an unhealthy peer healthy.
+    #[serde(default = "default_two")]
+    pub healthy_after: usize,
+    /// Consecutive failures that make a healthy peer unhealthy.
+    #[serde(default = "default_two")]
+    pub unhealthy_after: usize,
+}
+
+impl Default for RawHealthCheck {
+    fn default() -> Self {
+        Self {
+            path: default_health_path(),
+            interval_ms: default_interval_ms(),
+            timeout_ms: default_health_timeout_ms(),
+            healthy_after: default_two(),
+            unhealthy_after: default_two(),
+        }
+    }
+}
+
+/// One entry of `routes:`.
+#[derive(Debug, Deserialize)]
+pub struct RawRoute {
+    /// Unique name, used in metrics and events.
+    pub name: String,
+    /// Only match requests for this host (port ignored); any host when absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix; the longest matching prefix wins.
+    pub path_prefix: String,
+    /// Remove the prefix before forwarding (`/api/todos` -> `/todos`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Name of the upstream group.
+    pub upstream: String,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9901".into()
+}
+fn default_threads() -> usize {
+    2
+}
+fn default_grace_period_s() -> u64 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_retries() -> usize {
+    2
+}
+fn default_connect_timeout_ms() -> u64 {
+    1000
+}
+fn default_read_timeout_ms() -> u64 {
+    30_000
+}
+fn default_health_path() -> String {
+    "/health".into()
+}
+fn default_interval_ms() -> u64 {
+    1000
+}
+fn default_health_timeout_ms() -> u64 {
+    300
+}
+fn default_two() -> usize {
+    2
+}

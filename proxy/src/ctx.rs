@@ -1,0 +1,63 @@
+//! Per-request context: the config snapshot, the route, the attempts and their outcome.
+
+use crate::snapshot::Snapshot;
+use crate::stage::route::Route;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why sluice answered a request itself instead of an upstream.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: u16,
+    /// Machine-readable code, the `error` field of the JSON body.
+    pub code: &'static str,
+    /// Human sentence, the `message` field.
+    pub message: String,
+}
+
+/// Everything a request carries through the pipeline.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// The config generation this request is served by, from start to end.
+    pub snapshot: Arc<Snapshot>,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The matched route, once the route stage ran.
+    pub route: Option<Arc<Route>>,
+    /// The peer of the current (last) attempt.
+    pub peer: Option<SocketAddr>,
+    /// Peers already tried, so a retry goes elsewhere.
+    pub tried: Vec<SocketAddr>,
+    /// Attempts made (1 + retries).
+    pub attempts: usize,
+    /// Whether the current attempt's outcome is already in the metrics (connect errors
+    /// are counted when they happen, the final attempt in the logging phase).
+    pub attempt_counted: bool,
+    /// Set when sluice itself decided the answer (no peer, upstream failure).
+    pub refusal: Option<Refusal>,
+}
+
+impl RequestCtx {
+    /// A fresh context on `snapshot`.
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+        Self {
+            snapshot,
+            started: Instant::now(),
+            route: None,
+            peer: None,
+            tried: Vec::new(),
+            attempts: 0,
+            attempt_counted: false,
+            refusal: None,
+        }
+    }
+
+    /// The route's name for metrics, or `none`.
+    pub fn route_name(&self) -> &str {
+        self.route
+            .as_ref()
+            .map_or("none", |r| r.config.name.as_str())
+    }
+}

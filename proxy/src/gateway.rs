@@ -1,0 +1,277 @@
+//! The Pingora `ProxyHttp` implementation. Each phase calls its stages in order and
+//! nothing else; the stages live in `stage/` and `upstream/`.
+
+use crate::ctx::{Refusal, RequestCtx};
+use crate::metrics::metrics;
+use crate::respond::json_error;
+use crate::snapshot::SharedSnapshot;
+use crate::stage::route;
+use async_trait::async_trait;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
+use pingora_core::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+/// Response header naming the peer that answered.
+const UPSTREAM_HEADER: &str = "x-sluice-upstream";
+
+/// The gateway: routes, balances and retries.
+pub struct Gateway {
+    snapshot: SharedSnapshot,
+}
+
+impl Gateway {
+    /// A gateway serving whatever config `snapshot` holds.
+    pub fn new(snapshot: SharedSnapshot) -> Self {
+        Self { snapshot }
+    }
+}
+
+fn refuse(ctx: &mut RequestCtx, status: u16, code: &'static str, message: String) -> Box<Error> {
+    let error = Error::explain(ErrorType::HTTPStatus(status), message.clone());
+    ctx.refusal = Some(Refusal {
+        status,
+        code,
+        message,
+    });
+    error
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.snapshot.load_full())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let host = req
+            .uri
+            .host()
+            .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
+        match ctx.snapshot.router.find(host, req.uri.path()) {
+            Some(found) => {
+                ctx.route = Some(found.clone());
+                Ok(false)
+            }
+            None => {
+                let message = format!("no route matches {} {}", req.method, req.uri.path());
+                json_error(session, 404, "no_route", &message).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(route) = ctx.route.clone() else {
+            return Err(refuse(
+                ctx,
+                500,
+                "internal",
+                "request reached upstream selection without a route".into(),
+            ));
+        };
+        let group = &route.upstream;
+        // Prefer a peer not tried yet; fall back to a tried one (a stale pooled
+        // connection to a single peer deserves a second chance).
+        let addr = group.select(|peer| !ctx.tried.contains(peer)).or_else(|| {
+            if ctx.tried.is_empty() {
+                None
+            } else {
+                group.select(|_| true)
+            }
+        });
+        let Some(addr) = addr else {
+            let message = format!("no healthy peer in upstream \"{}\"", group.name);
+            return Err(refuse(ctx, 503, "no_healthy_upstream", message));
+        };
+        if ctx.attempts > 0 {
+            metrics().retries.with_label_values(&[&group.name]).inc();
+        }
+        ctx.attempts += 1;
+        ctx.attempt_counted = false;
+        ctx.peer = Some(addr);
+        ctx.tried.push(addr);
+        Ok(group.peer(addr))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(route) = &ctx.route else {
+            return Ok(());
+        };
+        if route.config.strip_prefix {
+            let original = upstream_request
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str());
+            let stripped = route::strip_prefix(original, &route.config.path_prefix);
+            let uri = stripped.parse::<http::Uri>().map_err(|e| {
+                Error::because(
+                    ErrorType::InvalidHTTPHeader,
+                    "stripping the route prefix",
+                    e,
+                )
+            })?;
+            upstream_request.set_uri(uri);
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(route) = &ctx.route {
+            let group = &route.upstream;
+            let label = peer
+                .address()
+                .as_inet()
+                .map_or("unknown", |a| group.label(a));
+            metrics()
+                .upstream_requests
+                .with_label_values(&[&group.name, label, "connect_error"])
+                .inc();
+            // Nothing reached the peer, so any method is safe to send elsewhere.
+            e.set_retry(ctx.attempts <= group.config.retries);
+            ctx.attempt_counted = true;
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.config.retries);
+        // Pingora's policy: only idempotent requests, and only when the failure came from
+        // a reused (possibly stale) connection. On top of it, the route's retry bound.
+        if !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+            || ctx.attempts > retries
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.snapshot.config.server.upstream_header {
+            if let (Some(route), Some(peer)) = (&ctx.route, &ctx.peer) {
+                upstream_response.insert_header(UPSTREAM_HEADER, route.upstream.label(peer))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let refusal = ctx.refusal.clone().unwrap_or_else(|| classify(e, ctx));
+        if refusal.status == 0 {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let written = json_error(session, refusal.status, refusal.code, &refusal.message).await;
+        if let Err(write_error) = written {
+            tracing::debug!(error = %write_error, "could not send the error response downstream");
+        }
+        FailToProxy {
+            error_code: refusal.status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let m = metrics();
+        let route = ctx.route_name();
+        m.requests
+            .with_label_values(&[route, crate::metrics::status_label(status)])
+            .inc();
+        m.request_duration
+            .with_label_values(&[route])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        if let (Some(route), Some(peer), false) = (&ctx.route, &ctx.peer, ctx.attempt_counted) {
+            let outcome = match e {
+                Some(e) if *e.esource() == ErrorSource::Upstream => "error",
+                _ if status >= 500 => "http_5xx",
+                _ => "ok",
+            };
+            let group = &route.upstream;
+            m.upstream_requests
+                .with_label_values(&[&group.name, group.label(peer), outcome])
+                .inc();
+        }
+    }
+}
+
+/// Maps a proxy failure that no stage refused on its own to a status and a code.
+fn classify(e: &Error, ctx: &RequestCtx) -> Refusal {
+    let peer = ctx.peer.map(|p| p.to_string()).unwrap_or_default();
+    match (e.esource(), e.etype()) {
+        (_, ErrorType::HTTPStatus(code)) => Refusal {
+            status: *code,
+            code: "error",
+            message: e.to_string(),
+        },
+        (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => Refusal {
+            status: 504,
+            code: "upstream_timeout",
+            message: format!("upstream {peer} did not answer in time"),
+        },
+        (ErrorSource::Upstream, _) => Refusal {
+            status: 502,
+            code: "upstream_error",
+            message: format!("upstream {peer} failed: {}", e.etype().as_str()),
+        },
+        (
+            ErrorSource::Downstream,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+        ) => Refusal {
+            status: 0,
+            code: "client_gone",
+            message: String::new(),
+        },
+        (ErrorSource::Downstream, _) => Refusal {
+            status: 400,
+            code: "bad_request",
+            message: format!("bad request: {}", e.etype().as_str()),
+        },
+        _ => Refusal {
+            status: 500,
+            code: "internal",
+            message: "internal error".into(),
+        },
+    }
+}

@@ -1,0 +1,14 @@
+//! sluice: a programmable API gateway on Pingora.
+//!
+//! The request pipeline (see `gateway.rs`) runs the stages in `stage/` over a
+//! [`ctx::RequestCtx`] that holds one immutable [`snapshot::Snapshot`] of the config.
+
+pub mod admin;
+pub mod config;
+pub mod ctx;
+pub mod gateway;
+pub mod metrics;
+pub mod respond;
+pub mod snapshot;
+pub mod stage;
+pub mod upstream;

@@ -1,0 +1,120 @@
+//! `sluice` — the gateway binary: CLI, logging, and the Pingora server with its services.
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use clap::Parser;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
+use sluice::admin::AdminService;
+use sluice::config;
+use sluice::gateway::Gateway;
+use sluice::snapshot::Snapshot;
+use sluice::upstream::health::HealthCheckService;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// sluice: a programmable API gateway on Pingora.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The YAML configuration file.
+    #[arg(short, long, default_value = "conf/sluice.yaml")]
+    config: PathBuf,
+    /// Validate the configuration, print every error as file:line: field: message, and exit.
+    #[arg(short, long)]
+    test: bool,
+    /// Run in the background (Pingora daemon mode; needs --pid-file to be found again).
+    #[arg(short, long)]
+    daemon: bool,
+    /// Take over the listeners of a running sluice (graceful upgrade; see README).
+    #[arg(short, long)]
+    upgrade: bool,
+    /// Where the daemon writes its PID.
+    #[arg(long)]
+    pid_file: Option<String>,
+    /// Unix socket used to hand listeners to an upgrading process.
+    #[arg(long)]
+    upgrade_sock: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.test {
+        return match config::load(&cli.config) {
+            Ok(_) => {
+                println!("{}: ok", cli.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `init` also installs the `log` bridge, which is how Pingora's own logs show up.
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = config::load(&cli.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let listen = config.server.listen;
+    let admin_listen = config.server.admin_listen;
+    let port = listen.port();
+
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        daemon: cli.daemon,
+        pid_file: cli
+            .pid_file
+            .unwrap_or_else(|| format!("/tmp/sluice-{port}.pid")),
+        upgrade_sock: cli
+            .upgrade_sock
+            .unwrap_or_else(|| format!("/tmp/sluice-{port}.upgrade.sock")),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: cli.upgrade,
+        daemon: cli.daemon,
+        ..Opt::default()
+    };
+    let snapshot = Snapshot::build(config, None, 1).context("building the upstream groups")?;
+    let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(snapshot.clone()),
+        "sluice proxy",
+    );
+    proxy.add_tcp(&listen.to_string());
+    server.add_service(proxy);
+    server.add_service(background_service(
+        "health checks",
+        HealthCheckService::new(snapshot.clone()),
+    ));
+    server.add_service(background_service(
+        "admin",
+        AdminService::new(admin_listen, snapshot),
+    ));
+    tracing::info!(%listen, %admin_listen, "sluice starting");
+    server.run_forever();
+}

@@ -1,0 +1,115 @@
+//! Prometheus metrics, prefix `sluice_`, in one registry served by the admin listener.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::OnceLock;
+
+/// Latency buckets in seconds: fine below 10 ms, where a gateway's overhead lives.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every metric sluice exports.
+pub struct Metrics {
+    registry: Registry,
+    /// `sluice_requests_total{route,status}`.
+    pub requests: IntCounterVec,
+    /// `sluice_request_duration_seconds{route}`.
+    pub request_duration: HistogramVec,
+    /// `sluice_upstream_requests_total{upstream,peer,outcome}`.
+    pub upstream_requests: IntCounterVec,
+    /// `sluice_upstream_healthy{upstream,peer}`: 1 healthy, 0 not.
+    pub upstream_healthy: IntGaugeVec,
+    /// `sluice_retries_total{upstream}`.
+    pub retries: IntCounterVec,
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "sluice_requests_total",
+                "Requests answered, by route and status.",
+            ),
+            &["route", "status"],
+        );
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sluice_request_duration_seconds",
+                "Time from request start to the end of the response, by route.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route"],
+        );
+        let upstream_requests = IntCounterVec::new(
+            Opts::new(
+                "sluice_upstream_requests_total",
+                "Attempts sent to upstream peers, by outcome (ok, http_5xx, connect_error, error).",
+            ),
+            &["upstream", "peer", "outcome"],
+        );
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "sluice_upstream_healthy",
+                "1 when the peer passes its health checks.",
+            ),
+            &["upstream", "peer"],
+        );
+        let retries = IntCounterVec::new(
+            Opts::new("sluice_retries_total", "Attempts retried on another peer."),
+            &["upstream"],
+        );
+        // The names and label sets above are constants; registering them into a fresh
+        // registry cannot collide.
+        #[allow(clippy::expect_used)]
+        let metrics = (|| -> prometheus::Result<Self> {
+            let requests = requests?;
+            let request_duration = request_duration?;
+            let upstream_requests = upstream_requests?;
+            let upstream_healthy = upstream_healthy?;
+            let retries = retries?;
+            registry.register(Box::new(requests.clone()))?;
+            registry.register(Box::new(request_duration.clone()))?;
+            registry.register(Box::new(upstream_requests.clone()))?;
+            registry.register(Box::new(upstream_healthy.clone()))?;
+            registry.register(Box::new(retries.clone()))?;
+            Ok(Self {
+                registry: registry.clone(),
+                requests,
+                request_duration,
+                upstream_requests,
+                upstream_healthy,
+                retries,
+            })
+        })()
+        .expect("static metric definitions are valid");
+        metrics
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The label for an HTTP status without formatting on the request path ("0" when no
+/// response was written).
+pub fn status_label(status: u16) -> &'static str {
+    static LABELS: OnceLock<Vec<String>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| (0..600).map(|code| code.to_string()).collect());
+    labels
+        .get(usize::from(status))
+        .map_or("other", String::as_str)
+}

@@ -1,0 +1,3 @@
+//! The request pipeline's stages, one module each, called in order from `gateway.rs`.
+
+pub mod route;

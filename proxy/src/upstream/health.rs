@@ -1,0 +1,106 @@
+//! Active HTTP health checks: Pingora's [`HttpHealthCheck`] with our thresholds, a 2xx
+//! validator, and an observer that updates `sluice_upstream_healthy` and logs each change
+//! once. [`HealthCheckService`] drives the checks of whatever groups the current config
+//! snapshot has, so a reload needs no extra bookkeeping.
+
+use crate::config::HealthCheckConfig;
+use crate::metrics::metrics;
+use crate::snapshot::SharedSnapshot;
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use pingora_core::{Error, ErrorType};
+use pingora_http::RequestHeader;
+use pingora_load_balancing::health_check::{HealthCheck, HealthObserve, HttpHealthCheck};
+use pingora_load_balancing::Backend;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// How often the driver looks for groups whose interval has passed.
+const TICK: Duration = Duration::from_millis(25);
+
+/// A Pingora HTTP health check for one group.
+pub fn http_check(upstream: &str, cfg: &HealthCheckConfig) -> Box<dyn HealthCheck + Send + Sync> {
+    let mut check = HttpHealthCheck::new("localhost", false);
+    check.consecutive_success = cfg.healthy_after;
+    check.consecutive_failure = cfg.unhealthy_after;
+    check.peer_template.options.connection_timeout = Some(cfg.timeout);
+    check.peer_template.options.total_connection_timeout = Some(cfg.timeout);
+    check.peer_template.options.read_timeout = Some(cfg.timeout);
+    check.peer_template.options.write_timeout = Some(cfg.timeout);
+    if let Ok(mut req) = RequestHeader::build("GET", cfg.path.as_bytes(), None) {
+        if req.insert_header("Host", "localhost").is_ok() {
+            check.req = req;
+        }
+    }
+    check.validator = Some(Box::new(|resp| {
+        if resp.status.is_success() {
+            Ok(())
+        } else {
+            Error::e_explain(
+                ErrorType::CustomCode("non 2xx code", resp.status.as_u16()),
+                "during http health check",
+            )
+        }
+    }));
+    check.health_changed_callback = Some(Box::new(Observer {
+        upstream: upstream.to_string(),
+    }));
+    Box::new(check)
+}
+
+struct Observer {
+    upstream: String,
+}
+
+#[async_trait]
+impl HealthObserve for Observer {
+    async fn observe(&self, target: &Backend, healthy: bool) {
+        let peer = target.addr.to_string();
+        metrics()
+            .upstream_healthy
+            .with_label_values(&[&self.upstream, &peer])
+            .set(i64::from(healthy));
+        if healthy {
+            info!(upstream = %self.upstream, %peer, "peer is healthy again");
+        } else {
+            warn!(upstream = %self.upstream, %peer, "peer failed its health checks; taking it out");
+        }
+    }
+}
+
+/// Background service running the health checks of the current snapshot's groups.
+pub struct HealthCheckService {
+    snapshot: SharedSnapshot,
+}
+
+impl HealthCheckService {
+    /// Checks the groups of whatever snapshot `snapshot` holds at each tick.
+    pub fn new(snapshot: SharedSnapshot) -> Self {
+        Self { snapshot }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthCheckService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let now = Instant::now();
+            let snapshot = self.snapshot.load_full();
+            for group in snapshot.upstreams.values() {
+                if group.begin_check_if_due(now) {
+                    let group = group.clone();
+                    // Each pass runs on its own task so a slow peer cannot delay the
+                    // other groups' checks.
+                    tokio::spawn(async move { group.run_check().await });
+                }
+            }
+        }
+    }
+}

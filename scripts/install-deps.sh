@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system packages the stack and the tests need, only those missing.
+# Idempotent: a second run installs nothing and takes well under a second.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ]; then
+  command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,1 @@
+//! Test harness: throwaway servers and child processes for integration tests.
