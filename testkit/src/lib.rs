@@ -1,1 +1,71 @@
-//! Test harness: throwaway servers and child processes for integration tests.
+//! Test harness: throwaway servers on free loopback ports, child processes that are
+//! stopped on drop, a small blocking HTTP client and fake upstreams.
+//!
+//! Everything here is for tests; failures panic with a message saying what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod fake;
+pub mod http;
+pub mod postgres;
+pub mod process;
+pub mod redis;
+pub mod services;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+/// Path of a binary built by this workspace (`sluice`, `todo`, ...), found next to the
+/// running test executable's target directory.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    for dir in exe.ancestors().skip(1) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "binary {name} not found near {}; run `cargo build --workspace --bins` first",
+        exe.display()
+    );
+}
+
+/// Polls `check` every 20 ms until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `assert!` that `$check` becomes true within `$timeout`.
+#[macro_export]
+macro_rules! assert_eventually {
+    ($timeout:expr, $check:expr, $($msg:tt)+) => {
+        assert!($crate::eventually($timeout, || $check), $($msg)+)
+    };
+}
+
+/// The workspace root (for `conf/` and other checked-in files).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("testkit sits in the workspace")
+        .to_path_buf()
+}

@@ -1,0 +1,81 @@
+//! A throwaway `redis-server` on a free loopback port, no persistence, killed on drop.
+
+use crate::free_port;
+use crate::process::Process;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A running Redis.
+pub struct Redis {
+    process: Option<Process>,
+    dir: TempDir,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts a server and waits until it answers PING.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-redis-")
+            .tempdir()
+            .expect("tempdir");
+        let mut redis = Self {
+            process: None,
+            dir,
+            port: free_port(),
+        };
+        redis.start_again();
+        redis
+    }
+
+    /// Starts it again (same port) after [`Redis::stop`].
+    pub fn start_again(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(self.dir.path());
+        let log = self.dir.path().join("redis.log");
+        self.process = Some(Process::spawn("redis-server", cmd, &log));
+        let port = self.port;
+        assert!(
+            crate::eventually(Duration::from_secs(10), || ping(port)),
+            "redis-server did not answer PING on {port}"
+        );
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
