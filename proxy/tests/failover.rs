@@ -41,7 +41,10 @@ fn sample(s: &Sluice) -> Sample {
         Ok(r) => Sample {
             at: Instant::now(),
             status: r.status,
-            peer: r.header("x-sluice-upstream").unwrap_or_default().to_string(),
+            peer: r
+                .header("x-sluice-upstream")
+                .unwrap_or_default()
+                .to_string(),
         },
         Err(e) => panic!("connection-level failure through sluice: {e}"),
     }
@@ -78,28 +81,41 @@ fn killing_a_todo_instance_moves_traffic_without_5xx_and_restarting_brings_it_ba
     let listed = http::get(s.proxy, "/todos").expect("GET /todos");
     assert!(listed.body.contains("Finish the report"), "{}", listed.body);
     let peers: Vec<String> = (0..4).map(|_| sample(&s).peer).collect();
-    assert!(peers.windows(2).all(|w| w[0] != w[1]), "GETs must alternate: {peers:?}");
+    assert!(
+        peers.windows(2).all(|w| w[0] != w[1]),
+        "GETs must alternate: {peers:?}"
+    );
 
     // Kill A mid-stream.
     let before = drive(&s, Duration::from_millis(500));
     let killed_at = Instant::now();
     a.kill();
     let during = drive(&s, Duration::from_secs(5));
-    let bad: Vec<u16> = during.iter().map(|x| x.status).filter(|st| *st >= 500).collect();
+    let bad: Vec<u16> = during
+        .iter()
+        .map(|x| x.status)
+        .filter(|st| *st >= 500)
+        .collect();
     assert!(bad.is_empty(), "GETs during the switch got 5xx: {bad:?}");
     let a_label = a.addr.to_string();
     let late_to_a = during
         .iter()
         .filter(|x| x.at > killed_at + Duration::from_secs(3) && x.peer == a_label)
         .count();
-    assert_eq!(late_to_a, 0, "traffic still reached the killed peer 3 s after the kill");
+    assert_eq!(
+        late_to_a, 0,
+        "traffic still reached the killed peer 3 s after the kill"
+    );
     assert!(before.iter().all(|x| x.status == 200));
 
     // Bring A back; within 3 s of it answering, both peers serve again.
     a.restart();
     let restarted_at = Instant::now();
     let after = drive(&s, Duration::from_secs(4));
-    assert!(after.iter().all(|x| x.status == 200), "GETs after the restart must succeed");
+    assert!(
+        after.iter().all(|x| x.status == 200),
+        "GETs after the restart must succeed"
+    );
     let first_to_a = after.iter().find(|x| x.peer == a_label).map(|x| x.at);
     let back_after = first_to_a.map(|t| t.duration_since(restarted_at));
     assert!(
