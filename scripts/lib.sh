@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Shared helpers for the stack scripts. Sourced, not run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="$ROOT/.run"
+LOGS="$RUN/logs"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
+BIN="$CARGO_TARGET_DIR/release"
+mkdir -p "$RUN" "$LOGS"
+
+PG_PORT="${PG_PORT:-15432}"
+REDIS_PORT="${REDIS_PORT:-16379}"
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+
+# alive NAME: the process recorded in .run/NAME.pid is running.
+alive() {
+  local pidfile="$RUN/$1.pid"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+# start_bg NAME CMD...: run CMD in the background, PID to .run/NAME.pid, output to
+# .run/logs/NAME.log. Does nothing when NAME is already running.
+start_bg() {
+  local name="$1"; shift
+  if alive "$name"; then
+    echo "  $name already running (pid $(cat "$RUN/$name.pid"))"
+    return 0
+  fi
+  nohup "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+  echo "  $name started (pid $!)"
+}
+
+# stop_pid NAME [SECONDS]: SIGTERM the recorded PID, SIGKILL after SECONDS (default 15).
+stop_pid() {
+  local name="$1" wait="${2:-15}" pidfile="$RUN/$1.pid"
+  [ -f "$pidfile" ] || return 0
+  local pid; pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 $((wait * 10))); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "  $name did not stop in ${wait}s; killing"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    echo "  $name stopped"
+  fi
+  rm -f "$pidfile"
+}
+
+# wait_http NAME URL [SECONDS]: poll URL until it answers 2xx.
+wait_http() {
+  local name="$1" url="$2" wait="${3:-30}"
+  for _ in $(seq 1 $((wait * 10))); do
+    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "error: $name did not answer $url within ${wait}s; see $LOGS/$name.log" >&2
+  return 1
+}
+
+# as_postgres CMD...: PostgreSQL's tools refuse root.
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs the server binaries the tests need, then runs every test (unit + integration).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/install-deps.sh"
+# Integration tests start the workspace's binaries; build them first.
+cargo build --locked --workspace --bins
+cargo test --locked --workspace

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Starts the whole stack: PostgreSQL, Redis, two todo instances and sluice.
+# Installs what is missing first. Running it twice starts nothing twice.
+# REDIS_URL / DATABASE_URL point the stack at existing servers instead of starting ours.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+echo "== installing what is missing"
+"$ROOT/scripts/install-deps.sh"
+echo "== building (release)"
+cargo build --release --locked --bins
+
+echo "== starting"
+# PostgreSQL: data under .run/pg, owned by the postgres user (initdb refuses root).
+if [ -z "${DATABASE_URL:-}" ]; then
+  PGDATA="$RUN/pg"
+  if [ ! -f "$PGDATA/PG_VERSION" ]; then
+    mkdir -p "$PGDATA"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
+    as_postgres "$PG_BIN/initdb" -D "$PGDATA" -A trust -U postgres -E UTF8 --locale=C >"$LOGS/initdb.log"
+  fi
+  if as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    echo "  postgres already running"
+  else
+    [ "$(id -u)" = 0 ] && touch "$LOGS/postgres.log" && chown postgres "$LOGS/postgres.log"
+    as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 \
+      -o "-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1" start >/dev/null
+    echo "  postgres started on $PG_PORT"
+  fi
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
+fi
+
+# Redis: append-only file under .run/redis, so keys survive a restart.
+if [ -z "${REDIS_URL:-}" ]; then
+  mkdir -p "$RUN/redis"
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    echo "  redis already running"
+  else
+    redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN/redis" \
+      --appendonly yes --save '' --pidfile "$RUN/redis.pid" --logfile "$LOGS/redis.log"
+    echo "  redis started on $REDIS_PORT"
+  fi
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+fi
+
+for port in 8081 8082; do
+  DATABASE_URL="$DATABASE_URL" start_bg "todo-$port" "$BIN/todo" --port "$port"
+done
+for port in 8081 8082; do wait_http "todo-$port" "http://127.0.0.1:$port/health"; done
+
+"$BIN/sluice" --config conf/sluice.yaml --test >/dev/null
+start_bg sluice "$BIN/sluice" --config conf/sluice.yaml
+wait_http sluice "http://127.0.0.1:9901/health"
+wait_http sluice "http://127.0.0.1:9999/todos?limit=1"
+
+cat <<MSG
+
+sluice is up.
+  proxy    http://127.0.0.1:9999      (config: conf/sluice.yaml)
+  admin    http://127.0.0.1:9901      (/health, /metrics, /admin/upstreams)
+  todo     http://127.0.0.1:8081  http://127.0.0.1:8082
+  postgres $DATABASE_URL
+  redis    $REDIS_URL
+  logs     $LOGS/
+
+Try:
+  curl -s -X POST localhost:9999/todo -H 'content-type: application/json' \\
+       -d '{"title":"Finish the report","status":"pending","due_date":"2024-10-30"}'
+  curl -si localhost:9999/todos
+Stop everything with: make down
+MSG
