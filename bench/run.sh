@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The side-by-side bench: GET /todos direct to one todo instance, through sluice and
+# through nginx (same upstreams, keepalive), alternating A/B/C for several rounds in one
+# run. Prints req/s, p50/p99, the proxies' CPU µs per request, and the ratios; writes
+# bench/RESULTS.md. Uses the stack from `make up` (starts it if needed).
+#   ROUNDS=3 DURATION=10 CONNECTIONS=32 bench/run.sh
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$ROOT"
+
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-1}"
+NGINX_PORT="${NGINX_PORT:-9998}"
+PATH_Q="/todos?limit=10"
+
+SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
+if ! curl -fsS -o /dev/null --max-time 1 http://127.0.0.1:9901/health; then
+  "$ROOT/scripts/up.sh"
+fi
+
+# Ten items so the response is a realistic small JSON list.
+have=$(curl -fsS "http://127.0.0.1:8081$PATH_Q" | jq length)
+for i in $(seq "$((have + 1))" 10); do
+  curl -fsS -o /dev/null -X POST http://127.0.0.1:8081/todo -H 'content-type: application/json' \
+    -d "{\"title\":\"bench item $i\",\"status\":\"pending\",\"due_date\":\"2024-10-30\"}"
+done
+
+# nginx, reference only, in its own folder.
+NG="$RUN/bench-nginx"
+mkdir -p "$NG/tmp"
+sed -e "s#@DIR@#$NG#g" -e "s#@PORT@#$NGINX_PORT#g" bench/nginx.conf.in >"$NG/nginx.conf"
+nginx -c "$NG/nginx.conf" -p "$NG/" -t -q
+nginx -c "$NG/nginx.conf" -p "$NG/"
+trap 'nginx -c "$NG/nginx.conf" -p "$NG/" -s quit 2>/dev/null || true' EXIT
+wait_http nginx "http://127.0.0.1:$NGINX_PORT$PATH_Q" 10
+
+# cpu_ticks PID...: utime+stime of the processes (and nginx workers), in clock ticks.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+nginx_pids() { pgrep -P "$(cat "$NG/nginx.pid")"; cat "$NG/nginx.pid"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+declare -A RPS P50 P99 CPU
+to_ms() { # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
+  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } }'
+}
+run_one() { # name url pids...
+  local name="$1" url="$2"; shift 2
+  local before after out
+  before=$(cpu_ticks "$@")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
+  after=$(cpu_ticks "$@")
+  local rps p50 p99 reqs
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  local cpu="-"
+  if [ "$#" -gt 0 ] && [ "$reqs" -gt 0 ]; then
+    cpu=$(awk -v t="$((after - before))" -v u="$TICK_US" -v r="$reqs" 'BEGIN { printf "%.1f", t * u / r }')
+  fi
+  RPS[$name]+="$rps "; P50[$name]+="$p50 "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "
+  printf '  %-7s %10s req/s  p50 %7s ms  p99 %7s ms  cpu/req %6s us\n' "$name" "$rps" "$p50" "$p99" "$cpu"
+}
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | grep -v '^-$' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print a[int((NR + 1) / 2)] }'; }
+
+echo "== warm-up"
+wrk -t1 -c8 -d2s "http://127.0.0.1:9999$PATH_Q" >/dev/null
+wrk -t1 -c8 -d2s "http://127.0.0.1:$NGINX_PORT$PATH_Q" >/dev/null
+SLUICE_PID=$(cat "$RUN/sluice.pid")
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round/$ROUNDS (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
+  run_one direct "http://127.0.0.1:8081$PATH_Q"
+  run_one sluice "http://127.0.0.1:9999$PATH_Q" "$SLUICE_PID"
+  # shellcheck disable=SC2046
+  run_one nginx "http://127.0.0.1:$NGINX_PORT$PATH_Q" $(nginx_pids)
+done
+
+declare -A M
+for n in direct sluice nginx; do
+  M[$n.rps]=$(median "${RPS[$n]}"); M[$n.p50]=$(median "${P50[$n]}")
+  M[$n.p99]=$(median "${P99[$n]}"); M[$n.cpu]=$(median "${CPU[$n]}")
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+SN=$(ratio "${M[sluice.rps]}" "${M[nginx.rps]}")
+SD=$(ratio "${M[sluice.rps]}" "${M[direct.rps]}")
+P99D=$(diff_ms "${M[sluice.p99]}" "${M[direct.p99]}")
+
+TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
+|---|---|---|---|---|
+| direct (one todo instance) | ${M[direct.rps]} | ${M[direct.p50]} | ${M[direct.p99]} | – |
+| sluice (two instances) | ${M[sluice.rps]} | ${M[sluice.p50]} | ${M[sluice.p99]} | ${M[sluice.cpu]} |
+| nginx (two instances) | ${M[nginx.rps]} | ${M[nginx.p50]} | ${M[nginx.p99]} | ${M[nginx.cpu]} |
+
+sluice/nginx throughput: **$SN** · sluice/direct throughput: **$SD** · sluice p99 − direct p99: **$P99D ms**"
+echo
+echo "$TABLE"
+
+MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/ {print $2}') GiB"
+{
+  echo "# Bench results"
+  echo
+  echo "Written by \`make bench\` (bench/run.sh). Medians of $ROUNDS alternating rounds; the load"
+  echo "generator shares the machine's cores with everything it measures, so compare ratios"
+  echo "within one run, not absolute numbers across runs."
+  echo
+  echo "## GET $PATH_Q — $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS bench/run.sh\`"
+  echo "(each measurement: \`wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency URL\`)"
+  echo
+  echo "Machine: $MACHINE"
+  echo
+  echo "$TABLE"
+  if [ -f bench/NOTES.md ]; then echo; cat bench/NOTES.md; fi
+} >bench/RESULTS.md
+echo
+echo "wrote bench/RESULTS.md"
