@@ -1,5 +1,6 @@
 //! Per-request context: the config snapshot, the route, the attempts and their outcome.
 
+use crate::drain::InFlight;
 use crate::snapshot::Snapshot;
 use crate::stage::route::Route;
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct RequestCtx {
     pub attempt_counted: bool,
     /// Set when sluice itself decided the answer (no peer, upstream failure).
     pub refusal: Option<Refusal>,
+    /// Counts this request as in flight until the context is dropped.
+    _in_flight: InFlight,
 }
 
 impl RequestCtx {
@@ -51,6 +54,7 @@ impl RequestCtx {
             attempts: 0,
             attempt_counted: false,
             refusal: None,
+            _in_flight: InFlight::enter(),
         }
     }
 

@@ -6,8 +6,10 @@
 pub mod admin;
 pub mod config;
 pub mod ctx;
+pub mod drain;
 pub mod gateway;
 pub mod metrics;
+pub mod reload;
 pub mod respond;
 pub mod snapshot;
 pub mod stage;

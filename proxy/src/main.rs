@@ -6,9 +6,11 @@ use clap::Parser;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
-use sluice::admin::AdminService;
+use sluice::admin::{AdminService, AdminState};
 use sluice::config;
+use sluice::drain::DrainService;
 use sluice::gateway::Gateway;
+use sluice::reload::{ReloadSignalService, Reloader};
 use sluice::snapshot::Snapshot;
 use sluice::upstream::health::HealthCheckService;
 use std::path::PathBuf;
@@ -111,9 +113,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "health checks",
         HealthCheckService::new(snapshot.clone()),
     ));
+    let reloader = Reloader::new(cli.config.clone(), snapshot.clone());
+    server.add_service(background_service(
+        "reload on SIGHUP",
+        ReloadSignalService::new(reloader.clone()),
+    ));
+    server.add_service(background_service("drain", DrainService));
     server.add_service(background_service(
         "admin",
-        AdminService::new(admin_listen, snapshot),
+        AdminService::new(admin_listen, AdminState { snapshot, reloader }),
     ));
     tracing::info!(%listen, %admin_listen, "sluice starting");
     server.run_forever();

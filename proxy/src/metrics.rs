@@ -23,6 +23,8 @@ pub struct Metrics {
     pub upstream_healthy: IntGaugeVec,
     /// `sluice_retries_total{upstream}`.
     pub retries: IntCounterVec,
+    /// `sluice_config_reloads_total{result}`: `ok` or `error`.
+    pub config_reloads: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -67,6 +69,13 @@ impl Metrics {
             Opts::new("sluice_retries_total", "Attempts retried on another peer."),
             &["upstream"],
         );
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "sluice_config_reloads_total",
+                "Config reload attempts, by result.",
+            ),
+            &["result"],
+        );
         // The names and label sets above are constants; registering them into a fresh
         // registry cannot collide.
         #[allow(clippy::expect_used)]
@@ -76,11 +85,13 @@ impl Metrics {
             let upstream_requests = upstream_requests?;
             let upstream_healthy = upstream_healthy?;
             let retries = retries?;
+            let config_reloads = config_reloads?;
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(request_duration.clone()))?;
             registry.register(Box::new(upstream_requests.clone()))?;
             registry.register(Box::new(upstream_healthy.clone()))?;
             registry.register(Box::new(retries.clone()))?;
+            registry.register(Box::new(config_reloads.clone()))?;
             Ok(Self {
                 registry: registry.clone(),
                 requests,
@@ -88,6 +99,7 @@ impl Metrics {
                 upstream_requests,
                 upstream_healthy,
                 retries,
+                config_reloads,
             })
         })()
         .expect("static metric definitions are valid");

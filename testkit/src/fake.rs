@@ -1,5 +1,6 @@
 //! Fake upstreams: tiny HTTP servers on their own threads that answer every request
 //! with 200 and a body naming themselves (and the path they saw), `/health` included.
+//! Paths containing `/slow` are answered after one second.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -95,6 +96,9 @@ fn serve(stream: TcpStream, name: &str, status: &AtomicU16, hits: &AtomicUsize) 
         }
         if !path.starts_with("/health") {
             hits.fetch_add(1, Ordering::Relaxed);
+        }
+        if path.contains("/slow") {
+            std::thread::sleep(Duration::from_secs(1));
         }
         let code = status.load(Ordering::Relaxed);
         let payload = format!("{name} {path}");

@@ -1,34 +1,57 @@
-//! The admin listener (loopback by default): `/health`, `/metrics`, `/admin/upstreams`.
+//! The admin listener (loopback by default): `/health`, `/metrics`, `/admin/upstreams`,
+//! `/admin/config`, `POST /admin/reload`.
 //!
 //! An axum app served from a Pingora background service, so it starts after Pingora has
-//! daemonized and stops with the server.
+//! daemonized and stops with the server. The socket uses SO_REUSEPORT so that during a
+//! graceful upgrade the new process can bind while the old one is still draining.
+
+mod config_view;
 
 use crate::metrics::metrics;
+use crate::reload::{ReloadError, Reloader};
 use crate::snapshot::SharedSnapshot;
 use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tracing::{error, info};
 
-/// The admin HTTP app over the shared snapshot.
-pub fn app(snapshot: SharedSnapshot) -> Router {
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The live config snapshot.
+    pub snapshot: SharedSnapshot,
+    /// Performs `POST /admin/reload`.
+    pub reloader: Arc<Reloader>,
+}
+
+/// The admin HTTP app.
+pub fn app(state: AdminState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(prometheus))
         .route("/admin/upstreams", get(upstreams))
+        .route("/admin/config", get(config_view::show))
+        .route("/admin/reload", post(reload))
         .fallback(not_found)
-        .with_state(snapshot)
+        .with_state(state)
 }
 
-async fn health(State(snapshot): State<SharedSnapshot>) -> Json<Value> {
-    Json(json!({ "status": "ok", "generation": snapshot.load().generation }))
+/// A JSON error body with `status`.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+async fn health(State(state): State<AdminState>) -> Json<Value> {
+    Json(json!({ "status": "ok", "generation": state.snapshot.load().generation }))
 }
 
 async fn prometheus() -> impl IntoResponse {
@@ -38,8 +61,8 @@ async fn prometheus() -> impl IntoResponse {
     )
 }
 
-async fn upstreams(State(snapshot): State<SharedSnapshot>) -> Json<Value> {
-    let snapshot = snapshot.load();
+async fn upstreams(State(state): State<AdminState>) -> Json<Value> {
+    let snapshot = state.snapshot.load();
     let groups: serde_json::Map<String, Value> = snapshot
         .upstreams
         .iter()
@@ -55,30 +78,61 @@ async fn upstreams(State(snapshot): State<SharedSnapshot>) -> Json<Value> {
     Json(json!({ "generation": snapshot.generation, "upstreams": groups }))
 }
 
-async fn not_found() -> impl IntoResponse {
-    (
-        axum::http::StatusCode::NOT_FOUND,
-        Json(json!({ "error": "not_found", "message": "no such admin endpoint" })),
-    )
+async fn reload(State(state): State<AdminState>) -> Response {
+    match state.reloader.reload().await {
+        Ok(generation) => Json(json!({ "result": "ok", "generation": generation })).into_response(),
+        Err(ReloadError::Invalid(errors)) => {
+            let list: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "invalid_config", "message": errors.to_string(), "errors": list })),
+            )
+                .into_response()
+        }
+        Err(e @ ReloadError::RestartRequired(_)) => {
+            error_response(StatusCode::BAD_REQUEST, "restart_required", &e.to_string())
+        }
+        Err(e @ ReloadError::Build(_)) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload_failed",
+            &e.to_string(),
+        ),
+    }
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
 }
 
 /// Background service serving [`app`] on the admin address.
 pub struct AdminService {
     addr: SocketAddr,
-    snapshot: SharedSnapshot,
+    state: AdminState,
 }
 
 impl AdminService {
-    /// Serves the admin app for `snapshot` on `addr`.
-    pub fn new(addr: SocketAddr, snapshot: SharedSnapshot) -> Self {
-        Self { addr, snapshot }
+    /// Serves the admin app on `addr`.
+    pub fn new(addr: SocketAddr, state: AdminState) -> Self {
+        Self { addr, state }
     }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 #[async_trait]
 impl BackgroundService for AdminService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let listener = match tokio::net::TcpListener::bind(self.addr).await {
+        let listener = match bind(self.addr) {
             Ok(listener) => listener,
             Err(e) => {
                 // Running without metrics and health would be flying blind; refuse.
@@ -87,7 +141,7 @@ impl BackgroundService for AdminService {
             }
         };
         info!(addr = %self.addr, "admin listener up");
-        let served = axum::serve(listener, app(self.snapshot.clone()))
+        let served = axum::serve(listener, app(self.state.clone()))
             .with_graceful_shutdown(async move {
                 let _ = shutdown.changed().await;
             })

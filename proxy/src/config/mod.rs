@@ -36,7 +36,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     for field in unknown {
         errors.push(&field, "unknown field");
     }
-    validate::validate(path, raw, errors)
+    let mut config = validate::validate(path, raw, errors)?;
+    config.text = text.to_string();
+    Ok(config)
 }
 
 /// serde_yaml errors carry a position and usually a `path: ` prefix; keep both.

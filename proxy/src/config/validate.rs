@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct Config {
     /// The file it came from.
     pub source: PathBuf,
+    /// The file's text, as validated (for `GET /admin/config`).
+    pub text: String,
     /// Listener and process settings.
     pub server: ServerConfig,
     /// Upstream groups by name.
@@ -130,6 +132,7 @@ pub fn validate(
     match server {
         Some(server) => Ok(Config {
             source: file.to_path_buf(),
+            text: String::new(),
             server,
             upstreams,
             routes,

@@ -138,6 +138,17 @@ impl UpstreamGroup {
         true
     }
 
+    /// Checks every peer as often as it takes to mark a dead one unhealthy, back to back,
+    /// before a new group takes traffic.
+    pub async fn check_before_traffic(&self) {
+        for _ in 0..self.config.health_check.unhealthy_after {
+            self.lb.backends().run_health_check(true).await;
+        }
+        if let Ok(mut last) = self.last_check.lock() {
+            *last = Some(Instant::now());
+        }
+    }
+
     /// Checks every peer once (in parallel) and releases the claim.
     pub async fn run_check(&self) {
         self.lb.backends().run_health_check(true).await;

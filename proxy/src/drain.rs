@@ -1,0 +1,57 @@
+//! Graceful shutdown that ends as soon as the work does.
+//!
+//! On SIGTERM Pingora stops accepting and then sleeps the whole grace period before it
+//! exits, even when nothing is in flight. [`DrainService`] counts requests in flight and
+//! exits the process (status 0) the moment the count reaches zero after shutdown began —
+//! or lets Pingora's grace period run out first, whichever comes sooner.
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tracing::info;
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Held by each request context; counts the request as in flight while alive.
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    /// Counts one more request in flight.
+    pub fn enter() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+
+    /// Requests in flight now.
+    pub fn count() -> usize {
+        IN_FLIGHT.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Exits the process once shutdown has begun and no request is in flight.
+pub struct DrainService;
+
+#[async_trait]
+impl BackgroundService for DrainService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+        // Requests already read but not yet counted get a moment to register.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while InFlight::count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        info!("graceful shutdown: no request in flight; exiting");
+        std::process::exit(0);
+    }
+}

@@ -1,0 +1,180 @@
+//! Hot reload: re-read the config file, validate it completely, build the new snapshot
+//! (health-checking new upstream groups first), and only then swap it in atomically.
+//!
+//! Triggered by SIGHUP ([`ReloadSignalService`]) or `POST /admin/reload`. A request keeps
+//! the snapshot it started with; an invalid file leaves the old snapshot serving.
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::metrics::metrics;
+use crate::snapshot::{SharedSnapshot, Snapshot};
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tracing::{error, info};
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file has errors; nothing changed.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+    /// The file changes settings that only a restart or graceful upgrade can apply.
+    #[error("{} cannot change without a restart; use the graceful upgrade (see README, \"Change the config\")", .0.join(", "))]
+    RestartRequired(Vec<&'static str>),
+    /// Building the new upstream groups failed.
+    #[error("building upstream groups: {0}")]
+    Build(String),
+}
+
+/// The outcome of the last reload attempt, for `GET /admin/config`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastReload {
+    /// Seconds since the Unix epoch.
+    pub at_unix_s: u64,
+    /// `ok` or `error`.
+    pub result: &'static str,
+    /// The error, when there was one.
+    pub message: Option<String>,
+}
+
+/// Performs reloads, one at a time.
+pub struct Reloader {
+    path: PathBuf,
+    snapshot: SharedSnapshot,
+    /// Serializes reloads: two at once could each build from the same old snapshot.
+    lock: tokio::sync::Mutex<()>,
+    last: Mutex<Option<LastReload>>,
+}
+
+impl Reloader {
+    /// Reloads `path` into `snapshot`.
+    pub fn new(path: PathBuf, snapshot: SharedSnapshot) -> Arc<Self> {
+        Arc::new(Self {
+            path,
+            snapshot,
+            lock: tokio::sync::Mutex::new(()),
+            last: Mutex::new(None),
+        })
+    }
+
+    /// The outcome of the last attempt, if any.
+    pub fn last(&self) -> Option<LastReload> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Reloads; returns the new generation.
+    pub async fn reload(&self) -> Result<u64, ReloadError> {
+        let _one_at_a_time = self.lock.lock().await;
+        let result = self.try_reload().await;
+        let (label, message) = match &result {
+            Ok(generation) => {
+                info!(generation, file = %self.path.display(), "config reloaded");
+                ("ok", None)
+            }
+            Err(e) => {
+                error!(error = %e, file = %self.path.display(), "config reload failed; the old config keeps serving");
+                ("error", Some(e.to_string()))
+            }
+        };
+        metrics().config_reloads.with_label_values(&[label]).inc();
+        let at_unix_s = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(LastReload {
+                at_unix_s,
+                result: label,
+                message,
+            });
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<u64, ReloadError> {
+        let config = config::load(&self.path).map_err(ReloadError::Invalid)?;
+        let old = self.snapshot.load_full();
+        let fixed = restart_only_changes(&old.config, &config);
+        if !fixed.is_empty() {
+            return Err(ReloadError::RestartRequired(fixed));
+        }
+        let next = Snapshot::build(config, Some(&old), old.generation + 1)
+            .map_err(|e| ReloadError::Build(e.to_string()))?;
+        // New groups are checked before they take traffic, so a dead new peer is never
+        // sent a request on the strength of Pingora's "healthy until proven otherwise".
+        for (name, group) in &next.upstreams {
+            let reused = old
+                .upstreams
+                .get(name)
+                .is_some_and(|g| Arc::ptr_eq(g, group));
+            if !reused {
+                group.check_before_traffic().await;
+            }
+        }
+        let generation = next.generation;
+        self.snapshot.store(Arc::new(next));
+        Ok(generation)
+    }
+}
+
+/// Settings a running process cannot change (listeners and process shape).
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&old.server, &new.server);
+    let mut changed = Vec::new();
+    if a.listen != b.listen {
+        changed.push("server.listen");
+    }
+    if a.admin_listen != b.admin_listen {
+        changed.push("server.admin_listen");
+    }
+    if a.threads != b.threads {
+        changed.push("server.threads");
+    }
+    if a.grace_period != b.grace_period {
+        changed.push("server.grace_period_s");
+    }
+    changed
+}
+
+/// Background service that reloads on SIGHUP. Pingora does not handle SIGHUP, whose
+/// default action would kill the process.
+pub struct ReloadSignalService {
+    reloader: Arc<Reloader>,
+}
+
+impl ReloadSignalService {
+    /// Reloads through `reloader` on each SIGHUP.
+    pub fn new(reloader: Arc<Reloader>) -> Self {
+        Self { reloader }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ReloadSignalService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGHUP; reload only through POST /admin/reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                got = hangups.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    info!("SIGHUP received; reloading the config");
+                    // The outcome is logged and counted by `reload`.
+                    let _ = self.reloader.reload().await;
+                }
+            }
+        }
+    }
+}
