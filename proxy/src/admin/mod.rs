@@ -129,10 +129,31 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(1024)
 }
 
+/// How long to wait for the admin address to free up (an old process draining after a
+/// graceful upgrade may hold it without SO_REUSEPORT).
+const BIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn bind_with_patience(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
+    let mut warned = false;
+    loop {
+        match bind(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    tracing::warn!(%addr, "admin address in use (an old process draining?); retrying");
+                    warned = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[async_trait]
 impl BackgroundService for AdminService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let listener = match bind(self.addr) {
+        let listener = match bind_with_patience(self.addr).await {
             Ok(listener) => listener,
             Err(e) => {
                 // Running without metrics and health would be flying blind; refuse.
