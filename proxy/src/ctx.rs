@@ -1,7 +1,9 @@
 //! Per-request context: the config snapshot, the route, the attempts and their outcome.
 
 use crate::drain::InFlight;
+use crate::keys::KeyRecord;
 use crate::snapshot::Snapshot;
+use crate::stage::ratelimit::RateState;
 use crate::stage::route::Route;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,20 @@ pub struct Refusal {
     pub code: &'static str,
     /// Human sentence, the `message` field.
     pub message: String,
+    /// Extra response headers (`Retry-After`, rate-limit headers).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    /// A refusal without extra headers.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// Everything a request carries through the pipeline.
@@ -27,6 +43,10 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The matched route, once the route stage ran.
     pub route: Option<Arc<Route>>,
+    /// The caller's key, once the auth stage admitted it.
+    pub key: Option<KeyRecord>,
+    /// The caller's bucket, once the rate-limit stage ran (for the response headers).
+    pub rate: Option<RateState>,
     /// The peer of the current (last) attempt.
     pub peer: Option<SocketAddr>,
     /// Peers already tried, so a retry goes elsewhere.
@@ -49,6 +69,8 @@ impl RequestCtx {
             snapshot,
             started: Instant::now(),
             route: None,
+            key: None,
+            rate: None,
             peer: None,
             tried: Vec::new(),
             attempts: 0,

@@ -1,39 +1,147 @@
 //! The Pingora `ProxyHttp` implementation. Each phase calls its stages in order and
 //! nothing else; the stages live in `stage/` and `upstream/`.
 
+use crate::config::{AuthMode, RateLimitMode};
 use crate::ctx::{Refusal, RequestCtx};
 use crate::metrics::metrics;
-use crate::respond::json_error;
+use crate::respond::{json_error, json_error_with};
+use crate::services::Services;
 use crate::snapshot::SharedSnapshot;
+use crate::stage::ratelimit::RateOutcome;
 use crate::stage::route;
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
 
 /// Response header naming the peer that answered.
 const UPSTREAM_HEADER: &str = "x-sluice-upstream";
 
-/// The gateway: routes, balances and retries.
+/// Default wait for Redis when the config has no `redis:` section (then nothing asks).
+const NO_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The gateway: routes, authenticates, rate-limits, balances and retries.
 pub struct Gateway {
     snapshot: SharedSnapshot,
+    services: Arc<Services>,
 }
 
 impl Gateway {
     /// A gateway serving whatever config `snapshot` holds.
-    pub fn new(snapshot: SharedSnapshot) -> Self {
-        Self { snapshot }
+    pub fn new(snapshot: SharedSnapshot, services: Arc<Services>) -> Self {
+        Self { snapshot, services }
     }
+
+    /// Auth stage: admits the request's key into `ctx.key`, or says why not.
+    async fn authenticate(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+        let Some(route) = &ctx.route else {
+            return Ok(());
+        };
+        if route.config.auth != AuthMode::ApiKey {
+            return Ok(());
+        }
+        let timeout = redis_timeout(ctx);
+        let key = self
+            .services
+            .auth
+            .check(&session.req_header().headers, timeout)
+            .await?;
+        ctx.key = Some(key);
+        Ok(())
+    }
+
+    /// Rate-limit stage: takes a token into `ctx.rate`, or says why not.
+    async fn limit(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+        let Some(route) = ctx.route.clone() else {
+            return Ok(());
+        };
+        let (subject, tier_name) = match &route.config.ratelimit {
+            RateLimitMode::Off => return Ok(()),
+            RateLimitMode::Key => match &ctx.key {
+                Some(key) => (key.id.clone(), key.tier.clone()),
+                None => return Ok(()),
+            },
+            RateLimitMode::Ip { tier } => {
+                let ip = session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+                (format!("ip:{ip}"), tier.clone())
+            }
+        };
+        let snapshot = ctx.snapshot.clone();
+        let Some(tier) = snapshot.config.tiers.get(&tier_name) else {
+            return Err(Refusal::new(
+                403,
+                "unknown_tier",
+                format!("the key's tier \"{tier_name}\" is not configured"),
+            ));
+        };
+        let timeout = redis_timeout(ctx);
+        let cfg = &snapshot.config.ratelimit;
+        match self
+            .services
+            .limiter
+            .check(&subject, &tier_name, tier, cfg, timeout)
+            .await
+        {
+            RateOutcome::Allowed(state) => {
+                ctx.rate = Some(state);
+                Ok(())
+            }
+            RateOutcome::Limited(state, retry_after) => {
+                let mut refusal = Refusal::new(
+                    429,
+                    "rate_limited",
+                    format!("rate limit of tier {tier_name} exceeded; retry in {retry_after} s"),
+                );
+                refusal.headers = vec![
+                    ("retry-after", retry_after.to_string()),
+                    ("ratelimit-policy", state.policy_header()),
+                    ("ratelimit", state.limit_header()),
+                ];
+                Err(refusal)
+            }
+            RateOutcome::Unavailable => Err(Refusal::new(
+                503,
+                "ratelimit_unavailable",
+                "the rate limiter is unavailable; try again shortly",
+            )),
+        }
+    }
+}
+
+fn redis_timeout(ctx: &RequestCtx) -> std::time::Duration {
+    ctx.snapshot
+        .config
+        .redis
+        .as_ref()
+        .map_or(NO_REDIS_TIMEOUT, |r| r.timeout)
+}
+
+/// Writes a stage's refusal and ends the request.
+async fn send_refusal(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    refusal: Refusal,
+) -> Result<bool> {
+    json_error_with(
+        session,
+        refusal.status,
+        refusal.code,
+        &refusal.message,
+        &refusal.headers,
+    )
+    .await?;
+    ctx.refusal = Some(refusal);
+    Ok(true)
 }
 
 fn refuse(ctx: &mut RequestCtx, status: u16, code: &'static str, message: String) -> Box<Error> {
     let error = Error::explain(ErrorType::HTTPStatus(status), message.clone());
-    ctx.refusal = Some(Refusal {
-        status,
-        code,
-        message,
-    });
+    ctx.refusal = Some(Refusal::new(status, code, message));
     error
 }
 
@@ -52,16 +160,20 @@ impl ProxyHttp for Gateway {
             .host()
             .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
         match ctx.snapshot.router.find(host, req.uri.path()) {
-            Some(found) => {
-                ctx.route = Some(found.clone());
-                Ok(false)
-            }
+            Some(found) => ctx.route = Some(found.clone()),
             None => {
                 let message = format!("no route matches {} {}", req.method, req.uri.path());
                 json_error(session, 404, "no_route", &message).await?;
-                Ok(true)
+                return Ok(true);
             }
         }
+        if let Err(refusal) = self.authenticate(session, ctx).await {
+            return send_refusal(session, ctx, refusal).await;
+        }
+        if let Err(refusal) = self.limit(session, ctx).await {
+            return send_refusal(session, ctx, refusal).await;
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(
@@ -181,6 +293,10 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(rate) = &ctx.rate {
+            upstream_response.insert_header("ratelimit-policy", rate.policy_header())?;
+            upstream_response.insert_header("ratelimit", rate.limit_header())?;
+        }
         if ctx.snapshot.config.server.upstream_header {
             if let (Some(route), Some(peer)) = (&ctx.route, &ctx.peer) {
                 upstream_response.insert_header(UPSTREAM_HEADER, route.upstream.label(peer))?;
@@ -240,38 +356,28 @@ impl ProxyHttp for Gateway {
 fn classify(e: &Error, ctx: &RequestCtx) -> Refusal {
     let peer = ctx.peer.map(|p| p.to_string()).unwrap_or_default();
     match (e.esource(), e.etype()) {
-        (_, ErrorType::HTTPStatus(code)) => Refusal {
-            status: *code,
-            code: "error",
-            message: e.to_string(),
-        },
-        (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => Refusal {
-            status: 504,
-            code: "upstream_timeout",
-            message: format!("upstream {peer} did not answer in time"),
-        },
-        (ErrorSource::Upstream, _) => Refusal {
-            status: 502,
-            code: "upstream_error",
-            message: format!("upstream {peer} failed: {}", e.etype().as_str()),
-        },
+        (_, ErrorType::HTTPStatus(code)) => Refusal::new(*code, "error", e.to_string()),
+        (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
+            Refusal::new(
+                504,
+                "upstream_timeout",
+                format!("upstream {peer} did not answer in time"),
+            )
+        }
+        (ErrorSource::Upstream, _) => Refusal::new(
+            502,
+            "upstream_error",
+            format!("upstream {peer} failed: {}", e.etype().as_str()),
+        ),
         (
             ErrorSource::Downstream,
             ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
-        ) => Refusal {
-            status: 0,
-            code: "client_gone",
-            message: String::new(),
-        },
-        (ErrorSource::Downstream, _) => Refusal {
-            status: 400,
-            code: "bad_request",
-            message: format!("bad request: {}", e.etype().as_str()),
-        },
-        _ => Refusal {
-            status: 500,
-            code: "internal",
-            message: "internal error".into(),
-        },
+        ) => Refusal::new(0, "client_gone", ""),
+        (ErrorSource::Downstream, _) => Refusal::new(
+            400,
+            "bad_request",
+            format!("bad request: {}", e.etype().as_str()),
+        ),
+        _ => Refusal::new(500, "internal", "internal error"),
     }
 }

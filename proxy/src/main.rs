@@ -10,7 +10,9 @@ use sluice::admin::{AdminService, AdminState};
 use sluice::config;
 use sluice::drain::DrainService;
 use sluice::gateway::Gateway;
+use sluice::keys::sync::RedisSyncService;
 use sluice::reload::{ReloadSignalService, Reloader};
+use sluice::services::Services;
 use sluice::snapshot::Snapshot;
 use sluice::upstream::health::HealthCheckService;
 use std::path::PathBuf;
@@ -96,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         daemon: cli.daemon,
         ..Opt::default()
     };
+    let services = Services::new(&config).context("the redis url")?;
     let snapshot = Snapshot::build(config, None, 1).context("building the upstream groups")?;
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
 
@@ -104,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(snapshot.clone()),
+        Gateway::new(snapshot.clone(), services.clone()),
         "sluice proxy",
     );
     proxy.add_tcp(&listen.to_string());
@@ -119,9 +122,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ReloadSignalService::new(reloader.clone()),
     ));
     server.add_service(background_service("drain", DrainService));
+    if let Some(redis) = &services.redis {
+        server.add_service(background_service(
+            "redis",
+            RedisSyncService::new(redis.clone(), services.key_cache.clone()),
+        ));
+    }
     server.add_service(background_service(
         "admin",
-        AdminService::new(admin_listen, AdminState { snapshot, reloader }),
+        AdminService::new(
+            admin_listen,
+            AdminState {
+                snapshot,
+                reloader,
+                services,
+            },
+        ),
     ));
     tracing::info!(%listen, %admin_listen, "sluice starting");
     server.run_forever();

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// `sluice_config_reloads_total{result}`: `ok` or `error`.
     pub config_reloads: IntCounterVec,
+    /// `sluice_ratelimit_decisions_total{tier,decision,mode}`.
+    pub ratelimit_decisions: IntCounterVec,
+    /// `sluice_auth_failures_total{reason}`.
+    pub auth_failures: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -76,6 +80,20 @@ impl Metrics {
             ),
             &["result"],
         );
+        let ratelimit_decisions = IntCounterVec::new(
+            Opts::new(
+                "sluice_ratelimit_decisions_total",
+                "Rate limit decisions by tier, decision (allowed, limited, unavailable) and mode (redis, local, open, closed).",
+            ),
+            &["tier", "decision", "mode"],
+        );
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "sluice_auth_failures_total",
+                "Requests refused by the auth stage, by reason.",
+            ),
+            &["reason"],
+        );
         // The names and label sets above are constants; registering them into a fresh
         // registry cannot collide.
         #[allow(clippy::expect_used)]
@@ -86,12 +104,16 @@ impl Metrics {
             let upstream_healthy = upstream_healthy?;
             let retries = retries?;
             let config_reloads = config_reloads?;
+            let ratelimit_decisions = ratelimit_decisions?;
+            let auth_failures = auth_failures?;
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(request_duration.clone()))?;
             registry.register(Box::new(upstream_requests.clone()))?;
             registry.register(Box::new(upstream_healthy.clone()))?;
             registry.register(Box::new(retries.clone()))?;
             registry.register(Box::new(config_reloads.clone()))?;
+            registry.register(Box::new(ratelimit_decisions.clone()))?;
+            registry.register(Box::new(auth_failures.clone()))?;
             Ok(Self {
                 registry: registry.clone(),
                 requests,
@@ -100,6 +122,8 @@ impl Metrics {
                 upstream_healthy,
                 retries,
                 config_reloads,
+                ratelimit_decisions,
+                auth_failures,
             })
         })()
         .expect("static metric definitions are valid");

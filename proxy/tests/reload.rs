@@ -1,10 +1,10 @@
 //! Hot reload (SIGHUP and POST /admin/reload) and graceful shutdown, with real processes.
 
-use sluice_testkit::assert_eventually;
 use sluice_testkit::fake::FakeUpstream;
 use sluice_testkit::http;
 use sluice_testkit::process::signal;
 use sluice_testkit::services::Sluice;
+use sluice_testkit::{assert_eventually, ADMIN_AUTH, ADMIN_TOKEN_SHA256};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +15,7 @@ fn yaml(peers: &[String], extra_route: bool) -> String {
     let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
     let mut y = format!(
         "server:\n  listen: \"{{listen}}\"\n  admin_listen: \"{{admin}}\"\n  threads: 2\n  grace_period_s: 5\n\
+         admin: {{ token_sha256: \"{ADMIN_TOKEN_SHA256}\" }}\n\
          upstreams:\n  g:\n    peers: [{}]\n    health_check: {{ path: /health, interval_ms: 200, timeout_ms: 200, healthy_after: 1, unhealthy_after: 1 }}\n\
          routes:\n  - {{ name: main, path_prefix: /main, upstream: g }}\n",
         peers.join(", ")
@@ -148,12 +149,13 @@ fn an_invalid_config_keeps_the_old_one_serving_and_says_why() {
         "old config keeps serving"
     );
 
-    let r = http::request(s.admin, "POST", "/admin/reload", &[], None).expect("POST /admin/reload");
+    let r = http::request(s.admin, "POST", "/admin/reload", &[ADMIN_AUTH], None)
+        .expect("POST /admin/reload");
     assert_eq!(r.status, 400, "{}", r.body);
     let file = s.config_path().display().to_string();
     assert!(
         r.body
-            .contains(&format!("{file}:11: routes[0].upstream: no upstream named")),
+            .contains(&format!("{file}:12: routes[0].upstream: no upstream named")),
         "{}",
         r.body
     );
@@ -163,7 +165,7 @@ fn an_invalid_config_keeps_the_old_one_serving_and_says_why() {
     );
     assert_eq!(http::get(s.proxy, "/main/x").expect("GET").status, 200);
 
-    let config = http::get(s.admin, "/admin/config")
+    let config = http::request(s.admin, "GET", "/admin/config", &[ADMIN_AUTH], None)
         .expect("GET /admin/config")
         .body;
     assert!(config.contains("\"generation\":1"), "{config}");
@@ -172,7 +174,8 @@ fn an_invalid_config_keeps_the_old_one_serving_and_says_why() {
     // A listener change is refused with a message saying so.
     let moved = render(&s, &yaml(&[a.addr.to_string()], false)).replace("threads: 2", "threads: 3");
     std::fs::write(s.config_path(), moved).expect("write config");
-    let r = http::request(s.admin, "POST", "/admin/reload", &[], None).expect("POST /admin/reload");
+    let r = http::request(s.admin, "POST", "/admin/reload", &[ADMIN_AUTH], None)
+        .expect("POST /admin/reload");
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.body
@@ -187,7 +190,8 @@ fn an_invalid_config_keeps_the_old_one_serving_and_says_why() {
         render(&s, &yaml(&[a.addr.to_string()], true)),
     )
     .expect("write");
-    let r = http::request(s.admin, "POST", "/admin/reload", &[], None).expect("POST /admin/reload");
+    let r = http::request(s.admin, "POST", "/admin/reload", &[ADMIN_AUTH], None)
+        .expect("POST /admin/reload");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(http::get(s.proxy, "/extra/1").expect("GET").status, 200);
 }

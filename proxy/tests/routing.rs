@@ -4,13 +4,14 @@
 use sluice_testkit::fake::FakeUpstream;
 use sluice_testkit::http::{self, Response};
 use sluice_testkit::services::Sluice;
-use sluice_testkit::{assert_eventually, free_port};
+use sluice_testkit::{assert_eventually, free_port, ADMIN_AUTH, ADMIN_TOKEN_SHA256};
 use std::collections::HashSet;
 use std::time::Duration;
 
 fn config(groups: &str, routes: &str) -> String {
     format!(
         "server:\n  listen: \"{{listen}}\"\n  admin_listen: \"{{admin}}\"\n  threads: 1\n  grace_period_s: 1\n\
+         admin: {{ token_sha256: \"{ADMIN_TOKEN_SHA256}\" }}\n\
          upstreams:\n{groups}\nroutes:\n{routes}\n"
     )
 }
@@ -152,7 +153,9 @@ fn unhealthy_peers_get_no_traffic_and_none_left_means_503() {
         (0..4).all(|_| get(&s, "/x").body == "a /x"),
         "b should be taken out after failing health checks"
     );
-    let upstreams = http::get(s.admin, "/admin/upstreams").expect("admin").body;
+    let upstreams = http::request(s.admin, "GET", "/admin/upstreams", &[ADMIN_AUTH], None)
+        .expect("admin")
+        .body;
     assert!(
         upstreams.contains(&format!("{{\"healthy\":false,\"peer\":\"{}\"}}", b.addr)),
         "{upstreams}"

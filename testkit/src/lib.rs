@@ -15,6 +15,14 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The admin token test configs use (`admin: { token_sha256: ADMIN_TOKEN_SHA256 }`).
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// SHA-256 of [`ADMIN_TOKEN`], hex.
+pub const ADMIN_TOKEN_SHA256: &str =
+    "17d6bfe05d1b1fb7bc499f8e3f639c7b3eda4c40f321eef8887a0c04c89a99c5";
+/// The `Authorization` header carrying [`ADMIN_TOKEN`].
+pub const ADMIN_AUTH: (&str, &str) = ("Authorization", "Bearer test-admin-token");
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

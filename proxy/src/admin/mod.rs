@@ -1,19 +1,24 @@
-//! The admin listener (loopback by default): `/health`, `/metrics`, `/admin/upstreams`,
-//! `/admin/config`, `POST /admin/reload`.
+//! The admin listener (loopback by default): `/health` and `/metrics` (open), and the
+//! admin API behind the bearer admin token: `/admin/upstreams`, `/admin/config`,
+//! `POST /admin/reload`, `/admin/keys`.
 //!
 //! An axum app served from a Pingora background service, so it starts after Pingora has
 //! daemonized and stops with the server. The socket uses SO_REUSEPORT so that during a
 //! graceful upgrade the new process can bind while the old one is still draining.
 
+mod auth;
 mod config_view;
+mod keys;
 
 use crate::metrics::metrics;
 use crate::reload::{ReloadError, Reloader};
+use crate::services::Services;
 use crate::snapshot::SharedSnapshot;
 use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,16 +36,30 @@ pub struct AdminState {
     pub snapshot: SharedSnapshot,
     /// Performs `POST /admin/reload`.
     pub reloader: Arc<Reloader>,
+    /// Key store and friends.
+    pub services: Arc<Services>,
 }
 
 /// The admin HTTP app.
 pub fn app(state: AdminState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(prometheus))
+    let admin = Router::new()
         .route("/admin/upstreams", get(upstreams))
         .route("/admin/config", get(config_view::show))
         .route("/admin/reload", post(reload))
+        .route("/admin/keys", post(keys::create).get(keys::list))
+        .route(
+            "/admin/keys/{id}",
+            get(keys::get).patch(keys::patch).delete(keys::revoke),
+        )
+        .route("/admin/keys/{id}/rotate", post(keys::rotate))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(prometheus))
+        .merge(admin)
         .fallback(not_found)
         .with_state(state)
 }
@@ -138,7 +157,10 @@ async fn bind_with_patience(addr: SocketAddr) -> std::io::Result<tokio::net::Tcp
     let mut warned = false;
     loop {
         match bind(addr) {
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
                 if !warned {
                     tracing::warn!(%addr, "admin address in use (an old process draining?); retrying");
                     warned = true;

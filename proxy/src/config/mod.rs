@@ -3,13 +3,17 @@
 //! [`load`] reports every problem at once as `file:line: field: message`, so one
 //! `sluice --test` run shows all that needs fixing.
 
+mod env;
 mod error;
 mod lines;
 mod raw;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use validate::{Config, HealthCheckConfig, RouteConfig, ServerConfig, UpstreamConfig};
+pub use validate::{
+    AdminConfig, AuthMode, Config, HealthCheckConfig, OnRedisError, RateLimitConfig, RateLimitMode,
+    RedisConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
+};
 
 use lines::LineIndex;
 use raw::RawConfig;
@@ -22,8 +26,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     parse(path, &text)
 }
 
-/// Validates `text` as if it had been read from `path`.
+/// Validates `text` as if it had been read from `path`, after `${VAR}` expansion from
+/// the process environment.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let expanded = env::expand(text, |name| std::env::var(name).ok()).map_err(|errors| {
+        ConfigErrors(
+            errors
+                .into_iter()
+                .map(|(line, message)| ConfigError {
+                    file: path.to_path_buf(),
+                    line: Some(line),
+                    field: String::new(),
+                    message,
+                })
+                .collect(),
+        )
+    })?;
+    parse_expanded(path, &expanded)
+}
+
+fn parse_expanded(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let lines = LineIndex::build(text);
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);

@@ -18,6 +18,65 @@ pub struct RawConfig {
     /// Routes, matched by host and longest path prefix.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Redis, for API keys and token buckets.
+    #[serde(default)]
+    pub redis: Option<RawRedis>,
+    /// Admin API settings.
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// Rate tiers by name; the seed tiers when absent.
+    #[serde(default)]
+    pub tiers: Option<BTreeMap<String, RawTier>>,
+    /// Rate limiter behaviour.
+    #[serde(default)]
+    pub ratelimit: RawRateLimit,
+}
+
+/// `redis:` section.
+#[derive(Debug, Deserialize)]
+pub struct RawRedis {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Longest a request waits for Redis before the fallback applies.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// `admin:` section.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAdmin {
+    /// Hex SHA-256 of the admin bearer token; the admin API is disabled when empty.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+}
+
+/// One rate tier.
+#[derive(Debug, Deserialize)]
+pub struct RawTier {
+    /// Sustained requests per second.
+    pub rate_per_s: f64,
+    /// Bucket size: requests allowed at once after a quiet period.
+    pub burst: u64,
+}
+
+/// `ratelimit:` section.
+#[derive(Debug, Deserialize)]
+pub struct RawRateLimit {
+    /// `local`, `open` or `closed`: what happens when Redis fails.
+    #[serde(default = "default_on_redis_error")]
+    pub on_redis_error: String,
+    /// Instances sharing the limits; the local fallback allows rate / this each.
+    #[serde(default = "default_expected_instances")]
+    pub expected_instances: u32,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        Self {
+            on_redis_error: default_on_redis_error(),
+            expected_instances: default_expected_instances(),
+        }
+    }
 }
 
 /// `server:` section.
@@ -106,8 +165,26 @@ pub struct RawRoute {
     pub strip_prefix: bool,
     /// Name of the upstream group.
     pub upstream: String,
+    /// `none` (default) or `api_key`.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// `off`, `key` (default with api_key auth) or `ip`.
+    #[serde(default)]
+    pub ratelimit: Option<String>,
+    /// The tier applied per client IP when `ratelimit: ip`.
+    #[serde(default)]
+    pub ratelimit_tier: Option<String>,
 }
 
+fn default_redis_timeout_ms() -> u64 {
+    20
+}
+fn default_on_redis_error() -> String {
+    "local".into()
+}
+fn default_expected_instances() -> u32 {
+    1
+}
 fn default_admin_listen() -> String {
     "127.0.0.1:9901".into()
 }

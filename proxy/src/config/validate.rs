@@ -2,7 +2,10 @@
 
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
-use super::raw::{RawConfig, RawHealthCheck, RawRoute, RawServer, RawUpstream};
+use super::raw::{
+    RawAdmin, RawConfig, RawHealthCheck, RawRateLimit, RawRedis, RawRoute, RawServer, RawTier,
+    RawUpstream,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -21,6 +24,93 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Routes in file order (matching order is decided by the router).
     pub routes: Vec<RouteConfig>,
+    /// Redis, when keys or rate limits are used.
+    pub redis: Option<RedisConfig>,
+    /// Admin API settings.
+    pub admin: AdminConfig,
+    /// Rate tiers by name.
+    pub tiers: BTreeMap<String, Tier>,
+    /// Rate limiter behaviour.
+    pub ratelimit: RateLimitConfig,
+}
+
+/// Validated `redis:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Longest a request waits for Redis.
+    pub timeout: Duration,
+}
+
+/// Validated `admin:` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdminConfig {
+    /// SHA-256 of the admin bearer token; `None` disables the admin API.
+    pub token_sha256: Option<[u8; 32]>,
+}
+
+/// A rate tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tier {
+    /// Sustained requests per second.
+    pub rate_per_s: f64,
+    /// Bucket size.
+    pub burst: u64,
+}
+
+/// What the rate limiter does when Redis fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// An in-process bucket at rate / expected_instances.
+    Local,
+    /// Allow every request.
+    Open,
+    /// Answer 503.
+    Closed,
+}
+
+impl OnRedisError {
+    /// The config spelling, also the `mode` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// Validated `ratelimit:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitConfig {
+    /// Behaviour when Redis fails.
+    pub on_redis_error: OnRedisError,
+    /// Instances sharing the limits.
+    pub expected_instances: u32,
+}
+
+/// How a route authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Anyone.
+    None,
+    /// An API key in `X-API-Key` or `Authorization: Bearer`.
+    ApiKey,
+}
+
+/// How a route is rate-limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitMode {
+    /// Not limited.
+    Off,
+    /// Per API key, at the key's tier.
+    Key,
+    /// Per client IP, at the named tier.
+    Ip {
+        /// Tier name.
+        tier: String,
+    },
 }
 
 /// Validated `server:` section.
@@ -81,6 +171,10 @@ pub struct RouteConfig {
     pub strip_prefix: bool,
     /// Upstream group name (known to exist).
     pub upstream: String,
+    /// Authentication.
+    pub auth: AuthMode,
+    /// Rate limiting.
+    pub ratelimit: RateLimitMode,
 }
 
 /// Collects errors with their lines while validation walks the raw structs.
@@ -123,7 +217,17 @@ pub fn validate(
         .iter()
         .filter_map(|(name, up)| Some((name.clone(), upstream(name, up, &mut errors)?)))
         .collect();
-    let routes = routes(&raw.routes, &raw.upstreams, &mut errors);
+    let redis = raw.redis.as_ref().and_then(|r| redis(r, &mut errors));
+    let admin = admin(&raw.admin, &mut errors);
+    let tiers = tiers(raw.tiers.as_ref(), &mut errors);
+    let ratelimit = ratelimit(&raw.ratelimit, &mut errors);
+    let routes = routes(
+        &raw.routes,
+        &raw.upstreams,
+        &tiers,
+        redis.is_some(),
+        &mut errors,
+    );
 
     if !errors.found.is_empty() {
         errors.found.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -136,6 +240,10 @@ pub fn validate(
             server,
             upstreams,
             routes,
+            redis,
+            admin,
+            tiers,
+            ratelimit,
         }),
         None => Err(ConfigErrors::whole_file(
             file,
@@ -244,9 +352,180 @@ fn health_check(base: &str, raw: &RawHealthCheck, errors: &mut Errors<'_>) -> He
     }
 }
 
+fn redis(raw: &RawRedis, errors: &mut Errors<'_>) -> Option<RedisConfig> {
+    if !(raw.url.starts_with("redis://") || raw.url.starts_with("rediss://")) {
+        errors.push(
+            "redis.url",
+            "must start with redis:// (e.g. redis://127.0.0.1:6379)",
+        );
+        return None;
+    }
+    if raw.timeout_ms == 0 {
+        errors.push("redis.timeout_ms", "must be greater than 0");
+    }
+    Some(RedisConfig {
+        url: raw.url.clone(),
+        timeout: Duration::from_millis(raw.timeout_ms.max(1)),
+    })
+}
+
+fn admin(raw: &RawAdmin, errors: &mut Errors<'_>) -> AdminConfig {
+    let token_sha256 = match raw.token_sha256.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(text, &mut hash).is_ok() {
+                Some(hash)
+            } else {
+                errors.push(
+                    "admin.token_sha256",
+                    "must be 64 hex digits (sha256sum of the token)",
+                );
+                None
+            }
+        }
+    };
+    AdminConfig { token_sha256 }
+}
+
+/// The tiers every install starts with.
+fn seed_tiers() -> BTreeMap<String, Tier> {
+    [
+        ("free", 10.0, 100),
+        ("pro", 100.0, 1000),
+        ("enterprise", 1000.0, 10_000),
+    ]
+    .into_iter()
+    .map(|(name, rate_per_s, burst)| (name.to_string(), Tier { rate_per_s, burst }))
+    .collect()
+}
+
+fn tiers(
+    raw: Option<&BTreeMap<String, RawTier>>,
+    errors: &mut Errors<'_>,
+) -> BTreeMap<String, Tier> {
+    let Some(raw) = raw else { return seed_tiers() };
+    let mut tiers = BTreeMap::new();
+    for (name, tier) in raw {
+        let base = format!("tiers.{name}");
+        if !(tier.rate_per_s.is_finite() && tier.rate_per_s > 0.0) {
+            errors.push(
+                &format!("{base}.rate_per_s"),
+                "must be a number greater than 0",
+            );
+            continue;
+        }
+        if tier.burst == 0 {
+            errors.push(&format!("{base}.burst"), "must be at least 1");
+            continue;
+        }
+        tiers.insert(
+            name.clone(),
+            Tier {
+                rate_per_s: tier.rate_per_s,
+                burst: tier.burst,
+            },
+        );
+    }
+    tiers
+}
+
+fn ratelimit(raw: &RawRateLimit, errors: &mut Errors<'_>) -> RateLimitConfig {
+    let on_redis_error = match raw.on_redis_error.as_str() {
+        "local" => OnRedisError::Local,
+        "open" => OnRedisError::Open,
+        "closed" => OnRedisError::Closed,
+        other => {
+            errors.push(
+                "ratelimit.on_redis_error",
+                format!("must be local, open or closed, got \"{other}\""),
+            );
+            OnRedisError::Local
+        }
+    };
+    if raw.expected_instances == 0 {
+        errors.push("ratelimit.expected_instances", "must be at least 1");
+    }
+    RateLimitConfig {
+        on_redis_error,
+        expected_instances: raw.expected_instances.max(1),
+    }
+}
+
+fn auth_mode(base: &str, route: &RawRoute, has_redis: bool, errors: &mut Errors<'_>) -> AuthMode {
+    match route.auth.as_deref() {
+        None | Some("none") => AuthMode::None,
+        Some("api_key") => {
+            if !has_redis {
+                errors.push(
+                    &format!("{base}.auth"),
+                    "api_key needs a redis: section (keys live in Redis)",
+                );
+            }
+            AuthMode::ApiKey
+        }
+        Some(other) => {
+            errors.push(
+                &format!("{base}.auth"),
+                format!("must be none or api_key, got \"{other}\""),
+            );
+            AuthMode::None
+        }
+    }
+}
+
+fn ratelimit_mode(
+    base: &str,
+    route: &RawRoute,
+    auth: AuthMode,
+    tiers: &BTreeMap<String, Tier>,
+    has_redis: bool,
+    errors: &mut Errors<'_>,
+) -> RateLimitMode {
+    let field = format!("{base}.ratelimit");
+    let mode = match (route.ratelimit.as_deref(), auth) {
+        (None, AuthMode::ApiKey) | (Some("key"), AuthMode::ApiKey) => RateLimitMode::Key,
+        (None, AuthMode::None) | (Some("off"), _) => RateLimitMode::Off,
+        (Some("key"), AuthMode::None) => {
+            errors.push(
+                &field,
+                "key needs auth: api_key (use ip to limit anonymous clients)",
+            );
+            RateLimitMode::Off
+        }
+        (Some("ip"), _) => match route.ratelimit_tier.as_deref() {
+            Some(tier) if tiers.contains_key(tier) => RateLimitMode::Ip {
+                tier: tier.to_string(),
+            },
+            Some(tier) => {
+                let known: Vec<&str> = tiers.keys().map(String::as_str).collect();
+                errors.push(
+                    &format!("{base}.ratelimit_tier"),
+                    format!("no tier named \"{tier}\" (known: {})", known.join(", ")),
+                );
+                RateLimitMode::Off
+            }
+            None => {
+                errors.push(&field, "ip needs ratelimit_tier: <tier>");
+                RateLimitMode::Off
+            }
+        },
+        (Some(other), _) => {
+            errors.push(&field, format!("must be off, key or ip, got \"{other}\""));
+            RateLimitMode::Off
+        }
+    };
+    if mode != RateLimitMode::Off && !has_redis {
+        errors.push(&field, "rate limits need a redis: section");
+    }
+    mode
+}
+
 fn routes(
     raw: &[RawRoute],
     upstreams: &BTreeMap<String, RawUpstream>,
+    tiers: &BTreeMap<String, Tier>,
+    has_redis: bool,
     errors: &mut Errors<'_>,
 ) -> Vec<RouteConfig> {
     let mut names = HashSet::new();
@@ -283,12 +562,16 @@ fn routes(
                 ),
             );
         }
+        let auth = auth_mode(&base, route, has_redis, errors);
+        let ratelimit = ratelimit_mode(&base, route, auth, tiers, has_redis, errors);
         routes.push(RouteConfig {
             name: route.name.clone(),
             host,
             path_prefix: route.path_prefix.clone(),
             strip_prefix: route.strip_prefix,
             upstream: route.upstream.clone(),
+            auth,
+            ratelimit,
         });
     }
     routes

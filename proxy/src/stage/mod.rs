@@ -1,3 +1,5 @@
 //! The request pipeline's stages, one module each, called in order from `gateway.rs`.
 
+pub mod auth;
+pub mod ratelimit;
 pub mod route;

@@ -104,6 +104,8 @@ mod tests {
                 path_prefix: prefix.into(),
                 strip_prefix: false,
                 upstream: "g".into(),
+                auth: crate::config::AuthMode::None,
+                ratelimit: crate::config::RateLimitMode::Off,
             },
             upstream: g.clone(),
         }

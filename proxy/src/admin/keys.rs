@@ -1,0 +1,218 @@
+//! `/admin/keys`: create, list, read, change, revoke and rotate API keys.
+
+use super::{error_response, AdminState};
+use crate::keys::store::{KeyChanges, KeyStore, StoreError};
+use crate::keys::{KeyRecord, KeyStatus};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// Longest key name accepted.
+const MAX_NAME: usize = 200;
+
+fn bad(message: impl Into<String>) -> Response {
+    error_response(StatusCode::BAD_REQUEST, "invalid_request", &message.into())
+}
+
+fn not_found(id: &str) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no key with id {id}"),
+    )
+}
+
+fn store_error(e: &StoreError) -> Response {
+    match e {
+        StoreError::Revoked(_) => error_response(StatusCode::CONFLICT, "revoked", &e.to_string()),
+        StoreError::Redis(_) => {
+            tracing::warn!(error = %e, "admin key operation: redis unavailable");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "key_store_unavailable",
+                "the key store (Redis) is unavailable; try again shortly",
+            )
+        }
+        StoreError::Random(_) => {
+            tracing::error!(error = %e, "admin key operation failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        }
+    }
+}
+
+fn store(state: &AdminState) -> Result<&KeyStore, Response> {
+    state.services.key_store.as_ref().ok_or_else(|| {
+        error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis_not_configured",
+            "API keys need a redis: section in the config",
+        )
+    })
+}
+
+fn object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "body must be a JSON object",
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            &format!("body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+fn name(value: &Value) -> Result<String, Response> {
+    match value.as_str().map(str::trim) {
+        Some(n) if !n.is_empty() && n.chars().count() <= MAX_NAME => Ok(n.to_string()),
+        _ => Err(bad(
+            "name: must be a non-empty string of at most 200 characters",
+        )),
+    }
+}
+
+fn tier(state: &AdminState, value: &Value) -> Result<String, Response> {
+    let snapshot = state.snapshot.load();
+    let tiers = &snapshot.config.tiers;
+    match value.as_str() {
+        Some(t) if tiers.contains_key(t) => Ok(t.to_string()),
+        Some(t) => {
+            let known: Vec<&str> = tiers.keys().map(String::as_str).collect();
+            Err(bad(format!(
+                "tier: no tier named \"{t}\" (known: {})",
+                known.join(", ")
+            )))
+        }
+        None => Err(bad("tier: must be a string")),
+    }
+}
+
+fn with_secret(record: &KeyRecord, key: &str) -> Value {
+    json!({
+        "id": record.id, "key": key, "name": record.name, "tier": record.tier,
+        "status": record.status, "created_at": record.created_at,
+    })
+}
+
+pub(super) async fn create(State(state): State<AdminState>, body: Bytes) -> Response {
+    let run = async {
+        let store = store(&state)?;
+        let mut map = object(&body)?;
+        let name = name(&map.remove("name").ok_or_else(|| bad("name: is required"))?)?;
+        let tier = tier(
+            &state,
+            &map.remove("tier").ok_or_else(|| bad("tier: is required"))?,
+        )?;
+        if let Some(field) = map.keys().next() {
+            return Err(bad(format!("{field}: is not a field of a key")));
+        }
+        let (record, key) = store
+            .create(&name, &tier)
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok((StatusCode::CREATED, Json(with_secret(&record, &key))).into_response())
+    };
+    run.await.unwrap_or_else(|r| r)
+}
+
+pub(super) async fn list(State(state): State<AdminState>) -> Response {
+    let run = async {
+        let keys = store(&state)?.list().await.map_err(|e| store_error(&e))?;
+        Ok(Json(json!({ "keys": keys })).into_response())
+    };
+    run.await.unwrap_or_else(|r| r)
+}
+
+pub(super) async fn get(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let run = async {
+        match store(&state)?.get(&id).await.map_err(|e| store_error(&e))? {
+            Some(record) => Ok(Json(record).into_response()),
+            None => Err(not_found(&id)),
+        }
+    };
+    run.await.unwrap_or_else(|r| r)
+}
+
+pub(super) async fn patch(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let run = async {
+        let store = store(&state)?;
+        let map = object(&body)?;
+        let mut changes = KeyChanges::default();
+        for (field, value) in &map {
+            match field.as_str() {
+                "name" => changes.name = Some(name(value)?),
+                "tier" => changes.tier = Some(tier(&state, value)?),
+                "disabled" => {
+                    let disabled = value
+                        .as_bool()
+                        .ok_or_else(|| bad("disabled: must be true or false"))?;
+                    changes.status = Some(if disabled {
+                        KeyStatus::Disabled
+                    } else {
+                        KeyStatus::Active
+                    });
+                }
+                other => {
+                    return Err(bad(format!(
+                        "{other}: is not a field you can change (name, tier, disabled)"
+                    )))
+                }
+            }
+        }
+        match store
+            .update(&id, changes)
+            .await
+            .map_err(|e| store_error(&e))?
+        {
+            Some(record) => Ok(Json(record).into_response()),
+            None => Err(not_found(&id)),
+        }
+    };
+    run.await.unwrap_or_else(|r| r)
+}
+
+pub(super) async fn revoke(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let run = async {
+        let changes = KeyChanges {
+            status: Some(KeyStatus::Revoked),
+            ..KeyChanges::default()
+        };
+        match store(&state)?.update(&id, changes).await {
+            Ok(Some(record)) => Ok(Json(record).into_response()),
+            Ok(None) => Err(not_found(&id)),
+            // Revoking twice is not an error.
+            Err(StoreError::Revoked(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+            Err(e) => Err(store_error(&e)),
+        }
+    };
+    run.await.unwrap_or_else(|r| r)
+}
+
+pub(super) async fn rotate(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let run = async {
+        match store(&state)?
+            .rotate(&id)
+            .await
+            .map_err(|e| store_error(&e))?
+        {
+            Some((record, key)) => Ok(Json(with_secret(&record, &key)).into_response()),
+            None => Err(not_found(&id)),
+        }
+    };
+    run.await.unwrap_or_else(|r| r)
+}

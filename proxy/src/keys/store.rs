@@ -1,0 +1,274 @@
+//! API keys in Redis.
+//!
+//! - `sluice:key:{sha256}` hash {id, name, tier, status, created_at}: the lookup by a
+//!   presented key's hash, on the request path.
+//! - `sluice:keyid:{id}` hash {hash, name, tier, status, created_at}: the admin view.
+//! - `sluice:keyids` set of ids, for listing.
+//!
+//! Every change publishes the affected hash on `sluice:keys`, so every instance drops its
+//! cache entry at once.
+
+use super::{generate_id, generate_key, hash_key, KeyRecord, KeyStatus};
+use crate::redis_conn::{RedisConn, RedisError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The pub/sub channel carrying changed key hashes (hex), or `*` for "forget all".
+pub const CHANNEL: &str = "sluice:keys";
+const IDS: &str = "sluice:keyids";
+/// Admin operations are not on the request path; they may wait longer.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn by_hash(hash_hex: &str) -> String {
+    format!("sluice:key:{hash_hex}")
+}
+
+fn by_id(id: &str) -> String {
+    format!("sluice:keyid:{id}")
+}
+
+/// Why a key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis did not answer.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// The system's random source failed.
+    #[error("random source: {0}")]
+    Random(#[from] getrandom::Error),
+    /// A revoked key cannot change.
+    #[error("key {0} is revoked; revocation is final")]
+    Revoked(String),
+}
+
+/// Changes requested by `PATCH /admin/keys/{id}`.
+#[derive(Debug, Default)]
+pub struct KeyChanges {
+    /// New label.
+    pub name: Option<String>,
+    /// New tier (already checked to exist).
+    pub tier: Option<String>,
+    /// New status.
+    pub status: Option<KeyStatus>,
+}
+
+/// Key operations over a Redis connection.
+#[derive(Clone)]
+pub struct KeyStore {
+    conn: Arc<RedisConn>,
+}
+
+fn record_from(id: String, fields: &HashMap<String, String>) -> Option<KeyRecord> {
+    Some(KeyRecord {
+        id,
+        name: fields.get("name")?.clone(),
+        tier: fields.get("tier")?.clone(),
+        status: KeyStatus::parse(fields.get("status")?)?,
+        created_at: fields.get("created_at").cloned().unwrap_or_default(),
+    })
+}
+
+impl KeyStore {
+    /// Keys stored through `conn`.
+    pub fn new(conn: Arc<RedisConn>) -> Self {
+        Self { conn }
+    }
+
+    /// The record for a presented key's hash (request path: `timeout` is the route's).
+    pub async fn lookup(
+        &self,
+        hash: &[u8; 32],
+        timeout: Duration,
+    ) -> Result<Option<KeyRecord>, RedisError> {
+        let key = by_hash(&hex::encode(hash));
+        let fields: HashMap<String, String> = self
+            .conn
+            .call(timeout, |mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        let id = fields.get("id").cloned();
+        Ok(id.and_then(|id| record_from(id, &fields)))
+    }
+
+    async fn fields_by_id(&self, id: &str) -> Result<HashMap<String, String>, RedisError> {
+        let key = by_id(id);
+        self.conn
+            .call(ADMIN_TIMEOUT, |mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await
+    }
+
+    /// One key by id.
+    pub async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let fields = self.fields_by_id(id).await?;
+        Ok(record_from(id.to_string(), &fields))
+    }
+
+    /// All keys, ordered by creation time.
+    pub async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let ids: Vec<String> = self
+            .conn
+            .call(ADMIN_TIMEOUT, |mut c| async move {
+                redis::cmd("SMEMBERS").arg(IDS).query_async(&mut c).await
+            })
+            .await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.get(&id).await? {
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(records)
+    }
+
+    async fn write(
+        &self,
+        record: &KeyRecord,
+        hash_hex: &str,
+        old_hash: Option<&str>,
+    ) -> Result<(), RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if let Some(old) = old_hash {
+            pipe.del(by_hash(old)).ignore();
+        }
+        pipe.hset_multiple(
+            by_hash(hash_hex),
+            &[
+                ("id", record.id.as_str()),
+                ("name", &record.name),
+                ("tier", &record.tier),
+                ("status", record.status.as_str()),
+                ("created_at", &record.created_at),
+            ],
+        )
+        .ignore();
+        pipe.hset_multiple(
+            by_id(&record.id),
+            &[
+                ("hash", hash_hex),
+                ("name", &record.name),
+                ("tier", &record.tier),
+                ("status", record.status.as_str()),
+                ("created_at", &record.created_at),
+            ],
+        )
+        .ignore();
+        pipe.sadd(IDS, &record.id).ignore();
+        pipe.publish(CHANNEL, old_hash.unwrap_or(hash_hex)).ignore();
+        if old_hash.is_some() {
+            pipe.publish(CHANNEL, hash_hex).ignore();
+        }
+        self.conn
+            .call(ADMIN_TIMEOUT, |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await
+    }
+
+    /// Creates a key; returns its record and the plaintext, shown this once.
+    pub async fn create(&self, name: &str, tier: &str) -> Result<(KeyRecord, String), StoreError> {
+        let plaintext = generate_key()?;
+        let record = KeyRecord {
+            id: generate_id()?,
+            name: name.to_string(),
+            tier: tier.to_string(),
+            status: KeyStatus::Active,
+            created_at: chrono_now(),
+        };
+        self.write(&record, &hex::encode(hash_key(&plaintext)), None)
+            .await?;
+        Ok((record, plaintext))
+    }
+
+    /// Applies `changes`; `None` when the id is unknown.
+    pub async fn update(
+        &self,
+        id: &str,
+        changes: KeyChanges,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let fields = self.fields_by_id(id).await?;
+        let (Some(mut record), Some(hash)) =
+            (record_from(id.to_string(), &fields), fields.get("hash"))
+        else {
+            return Ok(None);
+        };
+        if record.status == KeyStatus::Revoked {
+            return Err(StoreError::Revoked(id.to_string()));
+        }
+        if let Some(name) = changes.name {
+            record.name = name;
+        }
+        if let Some(tier) = changes.tier {
+            record.tier = tier;
+        }
+        if let Some(status) = changes.status {
+            record.status = status;
+        }
+        self.write(&record, hash, None).await?;
+        Ok(Some(record))
+    }
+
+    /// A new secret for the key; the old one stops working at once.
+    pub async fn rotate(&self, id: &str) -> Result<Option<(KeyRecord, String)>, StoreError> {
+        let fields = self.fields_by_id(id).await?;
+        let (Some(record), Some(old_hash)) =
+            (record_from(id.to_string(), &fields), fields.get("hash"))
+        else {
+            return Ok(None);
+        };
+        if record.status == KeyStatus::Revoked {
+            return Err(StoreError::Revoked(id.to_string()));
+        }
+        let plaintext = generate_key()?;
+        self.write(&record, &hex::encode(hash_key(&plaintext)), Some(old_hash))
+            .await?;
+        Ok(Some((record, plaintext)))
+    }
+}
+
+/// Now as RFC 3339 UTC, without pulling in a date library for one line.
+fn chrono_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 -> (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_049), (2024, 11, 22));
+    }
+}

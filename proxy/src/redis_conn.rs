@@ -1,0 +1,113 @@
+//! The process-wide Redis connection: connected from a background service (after Pingora
+//! has daemonized), every call bounded by the configured timeout, and a short "down"
+//! window after a failure so requests go straight to the fallback instead of each paying
+//! the timeout while Redis is away.
+
+use arc_swap::ArcSwapOption;
+use redis::aio::ConnectionManager;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// After a failure, how long Redis is not asked again.
+const DOWN_FOR: Duration = Duration::from_millis(500);
+
+/// Why a Redis call gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// Not connected yet, or inside the down window after a failure.
+    #[error("redis unavailable")]
+    Unavailable,
+    /// No answer within the timeout.
+    #[error("redis timed out")]
+    Timeout,
+    /// Redis answered with an error, or the connection broke.
+    #[error("redis: {0}")]
+    Failed(#[from] redis::RedisError),
+}
+
+/// A shared, lazily connected Redis connection.
+pub struct RedisConn {
+    client: redis::Client,
+    conn: ArcSwapOption<ConnectionManager>,
+    epoch: Instant,
+    /// Milliseconds since `epoch` until which Redis counts as down.
+    down_until_ms: AtomicU64,
+}
+
+impl RedisConn {
+    /// A handle for `url`; nothing connects until [`RedisConn::connect`].
+    pub fn new(url: &str) -> Result<Arc<Self>, redis::RedisError> {
+        Ok(Arc::new(Self {
+            client: redis::Client::open(url)?,
+            conn: ArcSwapOption::empty(),
+            epoch: Instant::now(),
+            down_until_ms: AtomicU64::new(0),
+        }))
+    }
+
+    /// The client (for pub/sub connections).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Connects (the manager then reconnects on its own); retried by the caller.
+    pub async fn connect(&self) -> Result<(), redis::RedisError> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+            .set_number_of_retries(2);
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        self.conn.store(Some(Arc::new(manager)));
+        Ok(())
+    }
+
+    /// Whether calls are currently skipped because Redis failed moments ago.
+    pub fn is_down(&self) -> bool {
+        self.conn.load().is_none() || self.now_ms() < self.down_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn mark_down(&self) {
+        self.down_until_ms.store(
+            self.now_ms() + u64::try_from(DOWN_FOR.as_millis()).unwrap_or(500),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Runs `op` on the connection within `timeout`; failures open the down window.
+    pub async fn call<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
+        if self.is_down() {
+            return Err(RedisError::Unavailable);
+        }
+        let Some(conn) = self.conn.load_full() else {
+            return Err(RedisError::Unavailable);
+        };
+        match tokio::time::timeout(timeout, op(ConnectionManager::clone(&conn))).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_connection_refusal()
+                {
+                    self.mark_down();
+                }
+                Err(RedisError::Failed(e))
+            }
+            Err(_) => {
+                self.mark_down();
+                Err(RedisError::Timeout)
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The process-wide parts the stages share across config generations: the Redis
+//! connection, the key cache and store, the rate limiter.
+
+use crate::config::Config;
+use crate::keys::cache::KeyCache;
+use crate::keys::store::KeyStore;
+use crate::redis_conn::RedisConn;
+use crate::stage::auth::Auth;
+use crate::stage::ratelimit::RateLimiter;
+use std::sync::Arc;
+
+/// Shared by the gateway, the admin listener and the background services.
+pub struct Services {
+    /// Redis, when the config has a `redis:` section.
+    pub redis: Option<Arc<RedisConn>>,
+    /// This instance's key cache.
+    pub key_cache: Arc<KeyCache>,
+    /// Key operations (admin API), when Redis is configured.
+    pub key_store: Option<KeyStore>,
+    /// The auth stage.
+    pub auth: Auth,
+    /// The rate-limit stage.
+    pub limiter: RateLimiter,
+}
+
+impl Services {
+    /// Builds the shared parts for `config` (nothing connects yet).
+    pub fn new(config: &Config) -> Result<Arc<Self>, redis::RedisError> {
+        let redis = config
+            .redis
+            .as_ref()
+            .map(|r| RedisConn::new(&r.url))
+            .transpose()?;
+        let key_cache = Arc::new(KeyCache::default());
+        let key_store = redis.clone().map(KeyStore::new);
+        Ok(Arc::new(Self {
+            auth: Auth::new(key_cache.clone(), key_store.clone()),
+            limiter: RateLimiter::new(redis.clone()),
+            redis,
+            key_cache,
+            key_store,
+        }))
+    }
+}

@@ -1,0 +1,30 @@
+-- Token bucket, one Redis hash per subject: {tokens, ts}. Time comes from Redis TIME so
+-- gateways with different clocks agree. Returns {allowed, tokens_left, retry_after_us}.
+-- KEYS[1] = bucket key; ARGV = rate_per_s, burst, cost
+local now_t = redis.call('TIME')
+local now = tonumber(now_t[1]) * 1000000 + tonumber(now_t[2])
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate / 1000000)
+end
+local allowed = 0
+local retry_us = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry_us = math.ceil((cost - tokens) * 1000000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+-- An idle bucket is full again after burst / rate seconds; keep it no longer than that.
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return {allowed, tostring(tokens), retry_us}

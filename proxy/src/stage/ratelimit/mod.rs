@@ -1,0 +1,247 @@
+//! Rate-limit stage: a token bucket per API key (at the key's tier) or per client IP (at
+//! the route's tier), held in Redis and updated by one Lua script, so any number of
+//! instances share one exact limit.
+//!
+//! When Redis fails or is slower than `redis.timeout_ms`, `ratelimit.on_redis_error`
+//! decides: `local` (an in-process bucket at rate / expected_instances), `open` (allow)
+//! or `closed` (503). The mode of every decision is in
+//! `sluice_ratelimit_decisions_total{tier,decision,mode}`.
+
+pub mod bucket;
+
+use crate::config::{OnRedisError, RateLimitConfig, Tier};
+use crate::metrics::metrics;
+use crate::redis_conn::RedisConn;
+use bucket::LocalBucket;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the response headers say about the subject's bucket.
+#[derive(Debug, Clone)]
+pub struct RateState {
+    /// Tier name (the policy name in the headers).
+    pub tier: String,
+    /// Bucket size (`q`).
+    pub burst: u64,
+    /// Seconds to fill an empty bucket (`w`).
+    pub window_s: u64,
+    /// Whole tokens left (`r`).
+    pub remaining: u64,
+    /// Seconds until the bucket is full again (`t`).
+    pub reset_s: u64,
+}
+
+impl RateState {
+    /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
+    pub fn policy_header(&self) -> String {
+        format!("\"{}\";q={};w={}", self.tier, self.burst, self.window_s)
+    }
+
+    /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+    pub fn limit_header(&self) -> String {
+        format!("\"{}\";r={};t={}", self.tier, self.remaining, self.reset_s)
+    }
+}
+
+/// The limiter's verdict.
+#[derive(Debug, Clone)]
+pub enum RateOutcome {
+    /// Pass; headers from the state.
+    Allowed(RateState),
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    Limited(RateState, u64),
+    /// Redis failed and the mode is `closed`: 503.
+    Unavailable,
+}
+
+/// Process-wide limiter state.
+pub struct RateLimiter {
+    conn: Option<Arc<RedisConn>>,
+    script: redis::Script,
+    local: Mutex<HashMap<String, LocalBucket>>,
+}
+
+/// Bound on local buckets; past it the map starts over (only reached in long outages
+/// with very many clients, when the limit is approximate anyway).
+const MAX_LOCAL_BUCKETS: usize = 100_000;
+
+fn state(tier_name: &str, tier: &Tier, tokens: f64) -> RateState {
+    let missing = (tier.burst as f64 - tokens).max(0.0);
+    RateState {
+        tier: tier_name.to_string(),
+        burst: tier.burst,
+        window_s: (tier.burst as f64 / tier.rate_per_s).ceil() as u64,
+        remaining: tokens.max(0.0).floor() as u64,
+        reset_s: (missing / tier.rate_per_s).ceil() as u64,
+    }
+}
+
+fn whole_seconds(s: f64) -> u64 {
+    (s.ceil() as u64).max(1)
+}
+
+impl RateLimiter {
+    /// A limiter over `conn` (none: every decision takes the fallback).
+    pub fn new(conn: Option<Arc<RedisConn>>) -> Self {
+        Self {
+            conn,
+            script: redis::Script::new(include_str!("bucket.lua")),
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from `subject`'s bucket.
+    pub async fn check(
+        &self,
+        subject: &str,
+        tier_name: &str,
+        tier: &Tier,
+        cfg: &RateLimitConfig,
+        timeout: Duration,
+    ) -> RateOutcome {
+        let (outcome, mode) = match self.redis_take(subject, tier, timeout).await {
+            Some((allowed, tokens, retry_us)) => {
+                let st = state(tier_name, tier, tokens);
+                let outcome = if allowed {
+                    RateOutcome::Allowed(st)
+                } else {
+                    RateOutcome::Limited(st, whole_seconds(retry_us as f64 / 1e6))
+                };
+                (outcome, "redis")
+            }
+            None => (
+                self.fallback(subject, tier_name, tier, cfg),
+                cfg.on_redis_error.as_str(),
+            ),
+        };
+        let decision = match &outcome {
+            RateOutcome::Allowed(_) => "allowed",
+            RateOutcome::Limited(..) => "limited",
+            RateOutcome::Unavailable => "unavailable",
+        };
+        metrics()
+            .ratelimit_decisions
+            .with_label_values(&[tier_name, decision, mode])
+            .inc();
+        outcome
+    }
+
+    async fn redis_take(
+        &self,
+        subject: &str,
+        tier: &Tier,
+        timeout: Duration,
+    ) -> Option<(bool, f64, u64)> {
+        let conn = self.conn.as_ref()?;
+        let mut invocation = self.script.key(format!("sluice:bucket:{subject}"));
+        invocation.arg(tier.rate_per_s).arg(tier.burst).arg(1);
+        // `invoke_async` sends EVALSHA and falls back to EVAL on NOSCRIPT.
+        let result = conn
+            .call(timeout, |mut c| async move {
+                invocation.invoke_async::<(i64, String, i64)>(&mut c).await
+            })
+            .await;
+        match result {
+            Ok((allowed, tokens, retry_us)) => Some((
+                allowed == 1,
+                tokens.parse().unwrap_or(0.0),
+                u64::try_from(retry_us).unwrap_or(0),
+            )),
+            Err(e) => {
+                tracing::debug!(error = %e, "rate limit: redis unavailable, using the fallback");
+                None
+            }
+        }
+    }
+
+    fn fallback(
+        &self,
+        subject: &str,
+        tier_name: &str,
+        tier: &Tier,
+        cfg: &RateLimitConfig,
+    ) -> RateOutcome {
+        match cfg.on_redis_error {
+            OnRedisError::Open => RateOutcome::Allowed(state(tier_name, tier, tier.burst as f64)),
+            OnRedisError::Closed => RateOutcome::Unavailable,
+            OnRedisError::Local => {
+                let share = f64::from(cfg.expected_instances);
+                let local = Tier {
+                    rate_per_s: tier.rate_per_s / share,
+                    burst: ((tier.burst as f64 / share).floor() as u64).max(1),
+                };
+                let now = tokio::time::Instant::now();
+                let Ok(mut buckets) = self.local.lock() else {
+                    return RateOutcome::Allowed(state(tier_name, &local, 0.0));
+                };
+                if buckets.len() >= MAX_LOCAL_BUCKETS && !buckets.contains_key(subject) {
+                    buckets.clear();
+                }
+                let bucket = buckets
+                    .entry(subject.to_string())
+                    .or_insert_with(|| LocalBucket::full(local.burst as f64, now));
+                let take = bucket.take(now, local.rate_per_s, local.burst as f64);
+                let st = state(tier_name, &local, take.tokens);
+                if take.allowed {
+                    RateOutcome::Allowed(st)
+                } else {
+                    RateOutcome::Limited(st, whole_seconds(take.retry_after_s))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_follow_the_draft() {
+        let tier = Tier {
+            rate_per_s: 10.0,
+            burst: 100,
+        };
+        let st = state("free", &tier, 42.7);
+        assert_eq!(st.policy_header(), "\"free\";q=100;w=10");
+        assert_eq!(st.limit_header(), "\"free\";r=42;t=6");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_redis_each_mode_does_what_it_says() {
+        let limiter = RateLimiter::new(None);
+        let tier = Tier {
+            rate_per_s: 10.0,
+            burst: 4,
+        };
+        let mut cfg = RateLimitConfig {
+            on_redis_error: OnRedisError::Local,
+            expected_instances: 2,
+        };
+        let t = Duration::from_millis(5);
+        let local: Vec<bool> = futures_util::future::join_all(
+            (0..4).map(|_| limiter.check("k", "free", &tier, &cfg, t)),
+        )
+        .await
+        .into_iter()
+        .map(|o| matches!(o, RateOutcome::Allowed(_)))
+        .collect();
+        assert_eq!(
+            local,
+            vec![true, true, false, false],
+            "local: burst / expected_instances"
+        );
+
+        cfg.on_redis_error = OnRedisError::Open;
+        assert!(matches!(
+            limiter.check("k", "free", &tier, &cfg, t).await,
+            RateOutcome::Allowed(_)
+        ));
+        cfg.on_redis_error = OnRedisError::Closed;
+        assert!(matches!(
+            limiter.check("k", "free", &tier, &cfg, t).await,
+            RateOutcome::Unavailable
+        ));
+    }
+}
