@@ -47,6 +47,8 @@ pub struct RequestCtx {
     pub key: Option<KeyRecord>,
     /// The caller's bucket, once the rate-limit stage ran (for the response headers).
     pub rate: Option<RateState>,
+    /// Time spent in each stage that waits on something, for `Server-Timing`.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
     /// The peer of the current (last) attempt.
     pub peer: Option<SocketAddr>,
     /// Peers already tried, so a retry goes elsewhere.
@@ -71,6 +73,7 @@ impl RequestCtx {
             route: None,
             key: None,
             rate: None,
+            timings: Vec::new(),
             peer: None,
             tried: Vec::new(),
             attempts: 0,
@@ -78,6 +81,20 @@ impl RequestCtx {
             refusal: None,
             _in_flight: InFlight::enter(),
         }
+    }
+
+    /// The `Server-Timing` header value (`auth;dur=0.120, ratelimit;dur=0.850`, ms), or
+    /// `None` when no stage was timed.
+    pub fn server_timing(&self) -> Option<String> {
+        if self.timings.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = self
+            .timings
+            .iter()
+            .map(|(name, d)| format!("{name};dur={:.3}", d.as_secs_f64() * 1000.0))
+            .collect();
+        Some(parts.join(", "))
     }
 
     /// The route's name for metrics, or `none`.

@@ -43,12 +43,14 @@ impl Gateway {
             return Ok(());
         }
         let timeout = redis_timeout(ctx);
-        let key = self
+        let started = std::time::Instant::now();
+        let checked = self
             .services
             .auth
             .check(&session.req_header().headers, timeout)
-            .await?;
-        ctx.key = Some(key);
+            .await;
+        ctx.timings.push(("auth", started.elapsed()));
+        ctx.key = Some(checked?);
         Ok(())
     }
 
@@ -81,12 +83,14 @@ impl Gateway {
         };
         let timeout = redis_timeout(ctx);
         let cfg = &snapshot.config.ratelimit;
-        match self
+        let started = std::time::Instant::now();
+        let outcome = self
             .services
             .limiter
             .check(&subject, &tier_name, tier, cfg, timeout)
-            .await
-        {
+            .await;
+        ctx.timings.push(("ratelimit", started.elapsed()));
+        match outcome {
             RateOutcome::Allowed(state) => {
                 ctx.rate = Some(state);
                 Ok(())
@@ -125,8 +129,11 @@ fn redis_timeout(ctx: &RequestCtx) -> std::time::Duration {
 async fn send_refusal(
     session: &mut Session,
     ctx: &mut RequestCtx,
-    refusal: Refusal,
+    mut refusal: Refusal,
 ) -> Result<bool> {
+    if let Some(timing) = ctx.server_timing() {
+        refusal.headers.push(("server-timing", timing));
+    }
     json_error_with(
         session,
         refusal.status,
@@ -293,6 +300,9 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(timing) = ctx.server_timing() {
+            upstream_response.append_header("server-timing", timing)?;
+        }
         if let Some(rate) = &ctx.rate {
             upstream_response.insert_header("ratelimit-policy", rate.policy_header())?;
             upstream_response.insert_header("ratelimit", rate.limit_header())?;

@@ -13,11 +13,22 @@ pub struct Redis {
     process: Option<Process>,
     dir: TempDir,
     port: u16,
+    durable: bool,
 }
 
 impl Redis {
     /// Starts a server and waits until it answers PING.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Like [`Redis::start`], with an append-only file (fsync always) in its temp dir, so
+    /// data survives [`Redis::stop`] + [`Redis::start_again`] (for outage tests).
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sluice-redis-")
             .tempdir()
@@ -26,6 +37,7 @@ impl Redis {
             process: None,
             dir,
             port: free_port(),
+            durable,
         };
         redis.start_again();
         redis
@@ -42,7 +54,9 @@ impl Redis {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if self.durable { "yes" } else { "no" },
+            "--appendfsync",
+            "always",
         ])
         .arg("--dir")
         .arg(self.dir.path());

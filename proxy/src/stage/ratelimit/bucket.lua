@@ -24,7 +24,9 @@ if tokens >= cost then
 else
   retry_us = math.ceil((cost - tokens) * 1000000 / rate)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+-- Lua's tostring keeps 14 significant digits: a microsecond timestamp (16 digits) would
+-- be stored rounded to 100 us, and that rounding adds up to extra refill. Store exactly.
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%d', now))
 -- An idle bucket is full again after burst / rate seconds; keep it no longer than that.
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return {allowed, tostring(tokens), retry_us}
+return {allowed, string.format('%.17g', tokens), retry_us}

@@ -1,0 +1,79 @@
+//! Helpers shared by the key and rate-limit tests.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use sluice_testkit::http::{self, Response};
+use sluice_testkit::services::Sluice;
+use sluice_testkit::{ADMIN_AUTH, ADMIN_TOKEN_SHA256};
+
+/// A config with Redis at `redis_url`, one upstream `upstream`, a keyed route `/api/`
+/// (prefix stripped), an open route `/open`, and a per-IP limited route `/ip`.
+pub fn keyed_config(redis_url: &str, upstream: &str, on_redis_error: &str) -> String {
+    format!(
+        r#"server: {{ listen: "{{listen}}", admin_listen: "{{admin}}", threads: 2, grace_period_s: 1 }}
+admin: {{ token_sha256: "{ADMIN_TOKEN_SHA256}" }}
+redis: {{ url: "{redis_url}", timeout_ms: 20 }}
+tiers:
+  free: {{ rate_per_s: 10, burst: 100 }}
+  exact: {{ rate_per_s: 100, burst: 100 }}
+  tiny: {{ rate_per_s: 1, burst: 5 }}
+ratelimit: {{ on_redis_error: {on_redis_error}, expected_instances: 1 }}
+upstreams:
+  g: {{ peers: ["{upstream}"] }}
+routes:
+  - {{ name: keyed, path_prefix: /api/, strip_prefix: true, upstream: g, auth: api_key }}
+  - {{ name: open, path_prefix: /open, upstream: g }}
+  - {{ name: per-ip, path_prefix: /ip, upstream: g, ratelimit: ip, ratelimit_tier: tiny }}
+"#
+    )
+}
+
+/// An admin API call with the test token; the body parsed as JSON (Null when empty).
+pub fn admin(s: &Sluice, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let mut headers = vec![ADMIN_AUTH];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let r = http::request(s.admin, method, path, &headers, body).expect("admin request");
+    let value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+    (r.status, value)
+}
+
+/// Creates a key of `tier`; returns (id, plaintext key).
+pub fn create_key(s: &Sluice, tier: &str) -> (String, String) {
+    let (status, v) = admin(
+        s,
+        "POST",
+        "/admin/keys",
+        Some(&format!(r#"{{"name":"test","tier":"{tier}"}}"#)),
+    );
+    assert_eq!(status, 201, "{v}");
+    (
+        v["id"].as_str().expect("id").to_string(),
+        v["key"].as_str().expect("key").to_string(),
+    )
+}
+
+/// GET `path` through sluice with `key` in X-API-Key.
+pub fn call(s: &Sluice, path: &str, key: &str) -> Response {
+    http::request(s.proxy, "GET", path, &[("X-API-Key", key)], None)
+        .expect("request through sluice")
+}
+
+/// The value of the first metric line starting with `prefix` (0 when absent).
+pub fn metric(s: &Sluice, prefix: &str) -> f64 {
+    let text = http::get(s.admin, "/metrics").expect("metrics").body;
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Milliseconds the named stage took, from `Server-Timing`.
+pub fn stage_ms(r: &Response, stage: &str) -> Option<f64> {
+    let header = r.header("server-timing")?;
+    header.split(',').find_map(|part| {
+        let (name, dur) = part.trim().split_once(";dur=")?;
+        (name == stage).then(|| dur.parse().ok()).flatten()
+    })
+}
