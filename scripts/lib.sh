@@ -13,6 +13,21 @@ PG_PORT="${PG_PORT:-15432}"
 REDIS_PORT="${REDIS_PORT:-16379}"
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 
+# The admin token: plaintext only in .run/admin-token (mode 600); sluice sees its SHA-256
+# through the environment (conf/sluice.yaml reads ${SLUICE_ADMIN_TOKEN_SHA256}).
+ADMIN_TOKEN_FILE="$RUN/admin-token"
+ensure_admin_token() {
+  if [ ! -s "$ADMIN_TOKEN_FILE" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ADMIN_TOKEN_FILE")
+    echo "  created the admin token in $ADMIN_TOKEN_FILE"
+  fi
+  chmod 600 "$ADMIN_TOKEN_FILE"
+  SLUICE_ADMIN_TOKEN_SHA256="$(tr -d '\n' <"$ADMIN_TOKEN_FILE" | sha256sum | cut -d' ' -f1)"
+  export SLUICE_ADMIN_TOKEN_SHA256
+}
+if [ -s "$ADMIN_TOKEN_FILE" ]; then ensure_admin_token; fi
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
+
 # alive NAME: the process recorded in .run/NAME.pid is running.
 alive() {
   local pidfile="$RUN/$1.pid"

@@ -31,7 +31,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 # Redis: append-only file under .run/redis, so keys survive a restart.
-if [ -z "${REDIS_URL:-}" ]; then
+if [ "$REDIS_URL" = "redis://127.0.0.1:$REDIS_PORT" ]; then
   mkdir -p "$RUN/redis"
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     echo "  redis already running"
@@ -40,8 +40,8 @@ if [ -z "${REDIS_URL:-}" ]; then
       --appendonly yes --save '' --pidfile "$RUN/redis.pid" --logfile "$LOGS/redis.log"
     echo "  redis started on $REDIS_PORT"
   fi
-  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 fi
+ensure_admin_token
 
 for port in 8081 8082; do
   DATABASE_URL="$DATABASE_URL" start_bg "todo-$port" "$BIN/todo" --port "$port"
@@ -57,7 +57,7 @@ cat <<MSG
 
 sluice is up.
   proxy    http://127.0.0.1:9999      (config: conf/sluice.yaml)
-  admin    http://127.0.0.1:9901      (/health, /metrics, /admin/upstreams)
+  admin    http://127.0.0.1:9901      (/health, /metrics; /admin/* with the token in .run/admin-token)
   todo     http://127.0.0.1:8081  http://127.0.0.1:8082
   postgres $DATABASE_URL
   redis    $REDIS_URL
@@ -67,5 +67,11 @@ Try:
   curl -s -X POST localhost:9999/todo -H 'content-type: application/json' \\
        -d '{"title":"Finish the report","status":"pending","due_date":"2024-10-30"}'
   curl -si localhost:9999/todos
+
+Issue an API key (the keyed API is /api/, e.g. /api/todos):
+  TOKEN=\$(cat .run/admin-token)
+  curl -s -X POST localhost:9901/admin/keys -H "Authorization: Bearer \$TOKEN" \\
+       -H 'content-type: application/json' -d '{"name":"me","tier":"free"}'
+  curl -si localhost:9999/api/todos -H "X-API-Key: <key from the answer>"
 Stop everything with: make down
 MSG
