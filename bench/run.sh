@@ -53,11 +53,13 @@ to_ms() { # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
     else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
     else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } }'
 }
-run_one() { # name url pids...
+run_one() { # name url pids...   (WRK_HEADER, when set, is sent with every request)
   local name="$1" url="$2"; shift 2
   local before after out
+  local -a extra=()
+  [ -n "${WRK_HEADER:-}" ] && extra=(-H "$WRK_HEADER")
   before=$(cpu_ticks "$@")
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${extra[@]}" "$url")
   after=$(cpu_ticks "$@")
   local rps p50 p99 reqs
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
@@ -73,20 +75,26 @@ run_one() { # name url pids...
 }
 median() { tr ' ' '\n' <<<"$1" | awk '$1 != "" && $1 != "-"' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print a[int((NR + 1) / 2)] }'; }
 
+# A key of tier "internal" (never denied at these rates) for the keyed, limited route.
+KEY=$(curl -fsS -X POST http://127.0.0.1:9901/admin/keys -H "Authorization: Bearer $(cat "$RUN/admin-token")" \
+  -H 'content-type: application/json' -d '{"name":"bench","tier":"internal"}' | jq -r .key)
+
 echo "== warm-up"
 wrk -t1 -c8 -d2s "http://127.0.0.1:9999$PATH_Q" >/dev/null
 wrk -t1 -c8 -d2s "http://127.0.0.1:$NGINX_PORT$PATH_Q" >/dev/null
+wrk -t1 -c8 -d2s -H "X-API-Key: $KEY" "http://127.0.0.1:9999/api$PATH_Q" >/dev/null
 SLUICE_PID=$(cat "$RUN/sluice.pid")
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round/$ROUNDS (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
   run_one direct "http://127.0.0.1:8081$PATH_Q"
   run_one sluice "http://127.0.0.1:9999$PATH_Q" "$SLUICE_PID"
+  WRK_HEADER="X-API-Key: $KEY" run_one keyed "http://127.0.0.1:9999/api$PATH_Q" "$SLUICE_PID"
   # shellcheck disable=SC2046
   run_one nginx "http://127.0.0.1:$NGINX_PORT$PATH_Q" $(nginx_pids)
 done
 
 declare -A M
-for n in direct sluice nginx; do
+for n in direct sluice keyed nginx; do
   M[$n.rps]=$(median "${RPS[$n]}"); M[$n.p50]=$(median "${P50[$n]}")
   M[$n.p99]=$(median "${P99[$n]}"); M[$n.cpu]=$(median "${CPU[$n]}")
 done
@@ -95,14 +103,18 @@ diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 SN=$(ratio "${M[sluice.rps]}" "${M[nginx.rps]}")
 SD=$(ratio "${M[sluice.rps]}" "${M[direct.rps]}")
 P99D=$(diff_ms "${M[sluice.p99]}" "${M[direct.p99]}")
+KS=$(ratio "${M[keyed.rps]}" "${M[sluice.rps]}")
+KP99=$(diff_ms "${M[keyed.p99]}" "${M[sluice.p99]}")
 
 TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
 |---|---|---|---|---|
 | direct (one todo instance) | ${M[direct.rps]} | ${M[direct.p50]} | ${M[direct.p99]} | – |
 | sluice (two instances) | ${M[sluice.rps]} | ${M[sluice.p50]} | ${M[sluice.p99]} | ${M[sluice.cpu]} |
+| sluice, API key + Redis rate limit (/api/) | ${M[keyed.rps]} | ${M[keyed.p50]} | ${M[keyed.p99]} | ${M[keyed.cpu]} |
 | nginx (two instances) | ${M[nginx.rps]} | ${M[nginx.p50]} | ${M[nginx.p99]} | ${M[nginx.cpu]} |
 
-sluice/nginx throughput: **$SN** · sluice/direct throughput: **$SD** · sluice p99 − direct p99: **$P99D ms**"
+sluice/nginx throughput: **$SN** · sluice/direct throughput: **$SD** · sluice p99 − direct p99: **$P99D ms**
+keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"
 echo
 echo "$TABLE"
 

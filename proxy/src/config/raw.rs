@@ -116,6 +116,72 @@ pub struct RawUpstream {
     /// Timeout waiting for each read from the upstream.
     #[serde(default = "default_read_timeout_ms")]
     pub read_timeout_ms: u64,
+    /// Per-peer circuit breaker.
+    #[serde(default)]
+    pub breaker: RawBreaker,
+    /// Upstream statuses on which idempotent requests are retried on another peer.
+    #[serde(default = "default_retry_on_status")]
+    pub retry_on_status: Vec<u16>,
+}
+
+/// `breaker:` of an upstream.
+#[derive(Debug, Deserialize)]
+pub struct RawBreaker {
+    /// Failure share (0..1] over the window that opens the breaker.
+    #[serde(default = "default_failure_rate")]
+    pub failure_rate: f64,
+    /// Requests in the window before the failure rate counts.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u32,
+    /// Rolling window length.
+    #[serde(default = "default_window_ms")]
+    pub window_ms: u64,
+    /// Failures in a row that open the breaker (0: off).
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// How long an open breaker keeps the peer out.
+    #[serde(default = "default_open_ms")]
+    pub open_ms: u64,
+    /// Requests let through when half-open.
+    #[serde(default = "default_half_open_probes")]
+    pub half_open_probes: u32,
+    /// Statuses that count as failures.
+    #[serde(default = "default_failure_statuses")]
+    pub failure_statuses: Vec<u16>,
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        Self {
+            failure_rate: default_failure_rate(),
+            min_requests: default_min_requests(),
+            window_ms: default_window_ms(),
+            consecutive_failures: default_consecutive_failures(),
+            open_ms: default_open_ms(),
+            half_open_probes: default_half_open_probes(),
+            failure_statuses: default_failure_statuses(),
+        }
+    }
+}
+
+/// `retry_budget:` of a route.
+#[derive(Debug, Deserialize)]
+pub struct RawRetryBudget {
+    /// Retries may be at most this share of the route's recent requests.
+    #[serde(default = "default_budget_percent")]
+    pub percent: f64,
+    /// Retries always allowed per second, however few requests there are.
+    #[serde(default = "default_min_retries_per_s")]
+    pub min_per_s: f64,
+}
+
+impl Default for RawRetryBudget {
+    fn default() -> Self {
+        Self {
+            percent: default_budget_percent(),
+            min_per_s: default_min_retries_per_s(),
+        }
+    }
 }
 
 /// `health_check:` of an upstream.
@@ -174,8 +240,41 @@ pub struct RawRoute {
     /// The tier applied per client IP when `ratelimit: ip`.
     #[serde(default)]
     pub ratelimit_tier: Option<String>,
+    /// Bound on retries, so they cannot multiply an outage.
+    #[serde(default)]
+    pub retry_budget: RawRetryBudget,
 }
 
+fn default_failure_rate() -> f64 {
+    0.5
+}
+fn default_min_requests() -> u32 {
+    20
+}
+fn default_window_ms() -> u64 {
+    10_000
+}
+fn default_consecutive_failures() -> u32 {
+    5
+}
+fn default_open_ms() -> u64 {
+    5000
+}
+fn default_half_open_probes() -> u32 {
+    3
+}
+fn default_failure_statuses() -> Vec<u16> {
+    vec![500, 502, 503, 504]
+}
+fn default_retry_on_status() -> Vec<u16> {
+    vec![502, 503]
+}
+fn default_budget_percent() -> f64 {
+    20.0
+}
+fn default_min_retries_per_s() -> f64 {
+    10.0
+}
 fn default_redis_timeout_ms() -> u64 {
     20
 }

@@ -3,8 +3,8 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::raw::{
-    RawAdmin, RawConfig, RawHealthCheck, RawRateLimit, RawRedis, RawRoute, RawServer, RawTier,
-    RawUpstream,
+    RawAdmin, RawBreaker, RawConfig, RawHealthCheck, RawRateLimit, RawRedis, RawRetryBudget,
+    RawRoute, RawServer, RawTier, RawUpstream,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -141,6 +141,38 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Per-read timeout.
     pub read_timeout: Duration,
+    /// Per-peer circuit breaker settings.
+    pub breaker: BreakerConfig,
+    /// Statuses on which idempotent requests are retried elsewhere.
+    pub retry_on_status: Vec<u16>,
+}
+
+/// Validated breaker settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    /// Failure share that opens the breaker.
+    pub failure_rate: f64,
+    /// Requests in the window before the rate counts.
+    pub min_requests: u32,
+    /// Rolling window.
+    pub window: Duration,
+    /// Failures in a row that open it (0: off).
+    pub consecutive_failures: u32,
+    /// Open period.
+    pub open: Duration,
+    /// Half-open probes.
+    pub half_open_probes: u32,
+    /// Statuses counted as failures.
+    pub failure_statuses: Vec<u16>,
+}
+
+/// Validated retry budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryBudgetConfig {
+    /// Retries as a share (percent) of recent requests.
+    pub percent: f64,
+    /// Retries always allowed per second.
+    pub min_per_s: f64,
 }
 
 /// A validated health check.
@@ -175,6 +207,8 @@ pub struct RouteConfig {
     pub auth: AuthMode,
     /// Rate limiting.
     pub ratelimit: RateLimitMode,
+    /// Retry budget.
+    pub retry_budget: RetryBudgetConfig,
 }
 
 /// Collects errors with their lines while validation walks the raw structs.
@@ -318,13 +352,66 @@ fn upstream(name: &str, raw: &RawUpstream, errors: &mut Errors<'_>) -> Option<Up
         errors.push(&format!("{base}.read_timeout_ms"), "must be greater than 0");
     }
     let health_check = health_check(&format!("{base}.health_check"), &raw.health_check, errors);
+    let breaker = breaker(&format!("{base}.breaker"), &raw.breaker, errors);
+    for (i, status) in raw.retry_on_status.iter().enumerate() {
+        if !(500..=599).contains(status) {
+            errors.push(&format!("{base}.retry_on_status[{i}]"), "must be a 5xx status");
+        }
+    }
     Some(UpstreamConfig {
         peers,
         health_check,
         retries: raw.retries,
         connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
         read_timeout: Duration::from_millis(raw.read_timeout_ms),
+        breaker,
+        retry_on_status: raw.retry_on_status.clone(),
     })
+}
+
+fn breaker(base: &str, raw: &RawBreaker, errors: &mut Errors<'_>) -> BreakerConfig {
+    if !(raw.failure_rate > 0.0 && raw.failure_rate <= 1.0) {
+        errors.push(&format!("{base}.failure_rate"), "must be greater than 0 and at most 1");
+    }
+    if raw.min_requests == 0 {
+        errors.push(&format!("{base}.min_requests"), "must be at least 1");
+    }
+    if raw.window_ms < 100 {
+        errors.push(&format!("{base}.window_ms"), "must be at least 100");
+    }
+    if raw.open_ms == 0 {
+        errors.push(&format!("{base}.open_ms"), "must be greater than 0");
+    }
+    if raw.half_open_probes == 0 {
+        errors.push(&format!("{base}.half_open_probes"), "must be at least 1");
+    }
+    for (i, status) in raw.failure_statuses.iter().enumerate() {
+        if !(100..=599).contains(status) {
+            errors.push(&format!("{base}.failure_statuses[{i}]"), "must be an HTTP status");
+        }
+    }
+    BreakerConfig {
+        failure_rate: raw.failure_rate,
+        min_requests: raw.min_requests.max(1),
+        window: Duration::from_millis(raw.window_ms.max(100)),
+        consecutive_failures: raw.consecutive_failures,
+        open: Duration::from_millis(raw.open_ms.max(1)),
+        half_open_probes: raw.half_open_probes.max(1),
+        failure_statuses: raw.failure_statuses.clone(),
+    }
+}
+
+fn retry_budget(base: &str, raw: &RawRetryBudget, errors: &mut Errors<'_>) -> RetryBudgetConfig {
+    if !(raw.percent >= 0.0 && raw.percent <= 100.0) {
+        errors.push(&format!("{base}.retry_budget.percent"), "must be from 0 to 100");
+    }
+    if !(raw.min_per_s >= 0.0 && raw.min_per_s.is_finite()) {
+        errors.push(&format!("{base}.retry_budget.min_per_s"), "must be 0 or more");
+    }
+    RetryBudgetConfig {
+        percent: raw.percent.clamp(0.0, 100.0),
+        min_per_s: raw.min_per_s.max(0.0),
+    }
 }
 
 fn health_check(base: &str, raw: &RawHealthCheck, errors: &mut Errors<'_>) -> HealthCheckConfig {
@@ -572,6 +659,7 @@ fn routes(
             upstream: route.upstream.clone(),
             auth,
             ratelimit,
+            retry_budget: retry_budget(&base, &route.retry_budget, errors),
         });
     }
     routes
