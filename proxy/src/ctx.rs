@@ -60,6 +60,10 @@ pub struct RequestCtx {
     pub attempt_counted: bool,
     /// Set when sluice itself decided the answer (no peer, upstream failure).
     pub refusal: Option<Refusal>,
+    /// The status the upstream answered the last attempt with.
+    pub upstream_status: Option<u16>,
+    /// The last attempt's status is being retried on another peer.
+    pub retry_on_status: bool,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -79,6 +83,8 @@ impl RequestCtx {
             attempts: 0,
             attempt_counted: false,
             refusal: None,
+            upstream_status: None,
+            retry_on_status: false,
             _in_flight: InFlight::enter(),
         }
     }

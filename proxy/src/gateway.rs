@@ -146,10 +146,22 @@ async fn send_refusal(
     Ok(true)
 }
 
-fn refuse(ctx: &mut RequestCtx, status: u16, code: &'static str, message: String) -> Box<Error> {
-    let error = Error::explain(ErrorType::HTTPStatus(status), message.clone());
-    ctx.refusal = Some(Refusal::new(status, code, message));
+fn refuse(ctx: &mut RequestCtx, refusal: Refusal) -> Box<Error> {
+    let error = Error::explain(
+        ErrorType::HTTPStatus(refusal.status),
+        refusal.message.clone(),
+    );
+    ctx.refusal = Some(refusal);
     error
+}
+
+/// Whether another attempt is allowed: within the upstream's `retries` and the route's
+/// budget (asked last, so the budget is only spent on a retry that happens).
+fn may_retry(ctx: &RequestCtx) -> bool {
+    ctx.route.as_ref().is_some_and(|route| {
+        ctx.attempts <= route.upstream.config.retries
+            && route.retry_budget.try_retry(tokio::time::Instant::now())
+    })
 }
 
 #[async_trait]
@@ -191,12 +203,19 @@ impl ProxyHttp for Gateway {
         let Some(route) = ctx.route.clone() else {
             return Err(refuse(
                 ctx,
-                500,
-                "internal",
-                "request reached upstream selection without a route".into(),
+                Refusal::new(
+                    500,
+                    "internal",
+                    "request reached upstream selection without a route",
+                ),
             ));
         };
         let group = &route.upstream;
+        if ctx.attempts == 0 {
+            route
+                .retry_budget
+                .record_request(tokio::time::Instant::now());
+        }
         // Prefer a peer not tried yet; fall back to a tried one (a stale pooled
         // connection to a single peer deserves a second chance).
         let addr = group.select(|peer| !ctx.tried.contains(peer)).or_else(|| {
@@ -207,14 +226,36 @@ impl ProxyHttp for Gateway {
             }
         });
         let Some(addr) = addr else {
-            let message = format!("no healthy peer in upstream \"{}\"", group.name);
-            return Err(refuse(ctx, 503, "no_healthy_upstream", message));
+            let refusal = match group.all_open_for() {
+                Some(wait) => {
+                    let mut r = Refusal::new(
+                        503,
+                        "upstream_circuit_open",
+                        format!(
+                            "every peer of upstream \"{}\" is failing; circuit open",
+                            group.name
+                        ),
+                    );
+                    r.headers.push((
+                        "retry-after",
+                        wait.as_secs_f64().ceil().max(1.0).to_string(),
+                    ));
+                    r
+                }
+                None => Refusal::new(
+                    503,
+                    "no_healthy_upstream",
+                    format!("no healthy peer in upstream \"{}\"", group.name),
+                ),
+            };
+            return Err(refuse(ctx, refusal));
         };
         if ctx.attempts > 0 {
             metrics().retries.with_label_values(&[&group.name]).inc();
         }
         ctx.attempts += 1;
         ctx.attempt_counted = false;
+        ctx.upstream_status = None;
         ctx.peer = Some(addr);
         ctx.tried.push(addr);
         Ok(group.peer(addr))
@@ -256,19 +297,51 @@ impl ProxyHttp for Gateway {
     ) -> Box<Error> {
         if let Some(route) = &ctx.route {
             let group = &route.upstream;
-            let label = peer
-                .address()
-                .as_inet()
-                .map_or("unknown", |a| group.label(a));
-            metrics()
-                .upstream_requests
-                .with_label_values(&[&group.name, label, "connect_error"])
-                .inc();
-            // Nothing reached the peer, so any method is safe to send elsewhere.
-            e.set_retry(ctx.attempts <= group.config.retries);
+            if let Some(addr) = peer.address().as_inet() {
+                group.record(addr, true);
+                metrics()
+                    .upstream_requests
+                    .with_label_values(&[&group.name, group.label(addr), "connect_error"])
+                    .inc();
+            }
             ctx.attempt_counted = true;
+            // Nothing reached the peer, so any method is safe to send elsewhere.
+            e.set_retry(may_retry(ctx));
         }
         e
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        ctx.upstream_status = Some(status);
+        let (Some(route), Some(peer)) = (ctx.route.clone(), ctx.peer) else {
+            return Ok(());
+        };
+        let group = &route.upstream;
+        if group.config.retry_on_status.contains(&status)
+            && session.req_header().method.is_idempotent()
+            && may_retry(ctx)
+        {
+            // This answer is dropped, not sent downstream: count it here, then ask
+            // Pingora for another attempt (see error_while_proxy).
+            group.record(&peer, group.is_failure_status(status));
+            metrics()
+                .upstream_requests
+                .with_label_values(&[&group.name, group.label(&peer), "http_5xx"])
+                .inc();
+            ctx.attempt_counted = true;
+            ctx.retry_on_status = true;
+            return Error::e_explain(
+                ErrorType::HTTPStatus(status),
+                format!("upstream {peer} answered {status}; retrying on another peer"),
+            );
+        }
+        Ok(())
     }
 
     fn error_while_proxy(
@@ -280,16 +353,20 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.config.retries);
+        if std::mem::take(&mut ctx.retry_on_status) {
+            e.set_retry(true);
+            return e;
+        }
         // Pingora's policy: only idempotent requests, and only when the failure came from
-        // a reused (possibly stale) connection. On top of it, the route's retry bound.
-        if !session.req_header().method.is_idempotent()
-            || session.as_ref().retry_buffer_truncated()
-            || ctx.attempts > retries
+        // a reused (possibly stale) connection. On top of it, the retry bound and budget.
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
+            if e.retry() && !may_retry(ctx) {
+                e.set_retry(false);
+            }
         }
         e
     }
@@ -328,7 +405,14 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
-        let written = json_error(session, refusal.status, refusal.code, &refusal.message).await;
+        let written = json_error_with(
+            session,
+            refusal.status,
+            refusal.code,
+            &refusal.message,
+            &refusal.headers,
+        )
+        .await;
         if let Err(write_error) = written {
             tracing::debug!(error = %write_error, "could not send the error response downstream");
         }
@@ -349,12 +433,22 @@ impl ProxyHttp for Gateway {
             .with_label_values(&[route])
             .observe(ctx.started.elapsed().as_secs_f64());
         if let (Some(route), Some(peer), false) = (&ctx.route, &ctx.peer, ctx.attempt_counted) {
-            let outcome = match e {
-                Some(e) if *e.esource() == ErrorSource::Upstream => "error",
-                _ if status >= 500 => "http_5xx",
-                _ => "ok",
-            };
             let group = &route.upstream;
+            let upstream_failed = matches!(e, Some(e) if *e.esource() == ErrorSource::Upstream);
+            group.record(
+                peer,
+                upstream_failed
+                    || ctx
+                        .upstream_status
+                        .is_some_and(|s| group.is_failure_status(s)),
+            );
+            let outcome = if upstream_failed {
+                "error"
+            } else if status >= 500 {
+                "http_5xx"
+            } else {
+                "ok"
+            };
             m.upstream_requests
                 .with_label_values(&[&group.name, group.label(peer), outcome])
                 .inc();

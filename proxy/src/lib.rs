@@ -4,6 +4,7 @@
 //! [`ctx::RequestCtx`] that holds one immutable [`snapshot::Snapshot`] of the config.
 
 pub mod admin;
+pub mod breaker;
 pub mod config;
 pub mod ctx;
 pub mod drain;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod redis_conn;
 pub mod reload;
 pub mod respond;
+pub mod retry_budget;
 pub mod services;
 pub mod snapshot;
 pub mod stage;

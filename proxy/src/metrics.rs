@@ -29,6 +29,10 @@ pub struct Metrics {
     pub ratelimit_decisions: IntCounterVec,
     /// `sluice_auth_failures_total{reason}`.
     pub auth_failures: IntCounterVec,
+    /// `sluice_breaker_state{upstream,peer}`: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: IntGaugeVec,
+    /// `sluice_breaker_transitions_total{upstream,peer,to}`.
+    pub breaker_transitions: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -94,6 +98,20 @@ impl Metrics {
             ),
             &["reason"],
         );
+        let breaker_state = IntGaugeVec::new(
+            Opts::new(
+                "sluice_breaker_state",
+                "Circuit breaker per peer: 0 closed, 1 open, 2 half-open.",
+            ),
+            &["upstream", "peer"],
+        );
+        let breaker_transitions = IntCounterVec::new(
+            Opts::new(
+                "sluice_breaker_transitions_total",
+                "Circuit breaker state changes, by the state entered.",
+            ),
+            &["upstream", "peer", "to"],
+        );
         // The names and label sets above are constants; registering them into a fresh
         // registry cannot collide.
         #[allow(clippy::expect_used)]
@@ -106,6 +124,8 @@ impl Metrics {
             let config_reloads = config_reloads?;
             let ratelimit_decisions = ratelimit_decisions?;
             let auth_failures = auth_failures?;
+            let breaker_state = breaker_state?;
+            let breaker_transitions = breaker_transitions?;
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(request_duration.clone()))?;
             registry.register(Box::new(upstream_requests.clone()))?;
@@ -114,6 +134,8 @@ impl Metrics {
             registry.register(Box::new(config_reloads.clone()))?;
             registry.register(Box::new(ratelimit_decisions.clone()))?;
             registry.register(Box::new(auth_failures.clone()))?;
+            registry.register(Box::new(breaker_state.clone()))?;
+            registry.register(Box::new(breaker_transitions.clone()))?;
             Ok(Self {
                 registry: registry.clone(),
                 requests,
@@ -124,6 +146,8 @@ impl Metrics {
                 config_reloads,
                 ratelimit_decisions,
                 auth_failures,
+                breaker_state,
+                breaker_transitions,
             })
         })()
         .expect("static metric definitions are valid");

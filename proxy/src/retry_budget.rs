@@ -22,7 +22,10 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// An empty budget.
     pub fn new(cfg: RetryBudgetConfig) -> Self {
-        Self { cfg, window: Mutex::new(RollingWindow::new(WINDOW, Instant::now())) }
+        Self {
+            cfg,
+            window: Mutex::new(RollingWindow::new(WINDOW, Instant::now())),
+        }
     }
 
     /// Counts a request (its first attempt).
@@ -34,10 +37,13 @@ impl RetryBudget {
 
     /// Takes one retry from the budget if there is one.
     pub fn try_retry(&self, now: Instant) -> bool {
-        let Ok(mut w) = self.window.lock() else { return false };
+        let Ok(mut w) = self.window.lock() else {
+            return false;
+        };
         let (events, retries) = w.totals(now);
         let requests = f64::from(events - retries);
-        let allowed = (requests * self.cfg.percent / 100.0).max(self.cfg.min_per_s * WINDOW.as_secs_f64());
+        let allowed =
+            (requests * self.cfg.percent / 100.0).max(self.cfg.min_per_s * WINDOW.as_secs_f64());
         if f64::from(retries) < allowed {
             w.record(now, true);
             true
@@ -53,19 +59,28 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_are_capped_by_the_share_of_requests() {
-        let budget = RetryBudget::new(RetryBudgetConfig { percent: 10.0, min_per_s: 0.0 });
+        let budget = RetryBudget::new(RetryBudgetConfig {
+            percent: 10.0,
+            min_per_s: 0.0,
+        });
         for _ in 0..100 {
             budget.record_request(Instant::now());
         }
         let granted = (0..50).filter(|_| budget.try_retry(Instant::now())).count();
         assert_eq!(granted, 10, "10% of 100 requests");
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(!budget.try_retry(Instant::now()), "no requests in the window, no minimum");
+        assert!(
+            !budget.try_retry(Instant::now()),
+            "no requests in the window, no minimum"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_minimum_is_always_allowed() {
-        let budget = RetryBudget::new(RetryBudgetConfig { percent: 0.0, min_per_s: 1.0 });
+        let budget = RetryBudget::new(RetryBudgetConfig {
+            percent: 0.0,
+            min_per_s: 1.0,
+        });
         let granted = (0..50).filter(|_| budget.try_retry(Instant::now())).count();
         assert_eq!(granted, 10, "1/s over the 10 s window");
     }

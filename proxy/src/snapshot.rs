@@ -53,6 +53,7 @@ impl Snapshot {
                 // Validation guarantees the upstream exists.
                 let upstream = upstreams.get(&route.upstream)?.clone();
                 Some(Route {
+                    retry_budget: crate::retry_budget::RetryBudget::new(route.retry_budget.clone()),
                     config: route.clone(),
                     upstream,
                 })

@@ -157,7 +157,7 @@ fn unhealthy_peers_get_no_traffic_and_none_left_means_503() {
         .expect("admin")
         .body;
     assert!(
-        upstreams.contains(&format!("{{\"healthy\":false,\"peer\":\"{}\"}}", b.addr)),
+        upstreams.contains(&format!("\"healthy\":false,\"peer\":\"{}\"}}", b.addr)),
         "{upstreams}"
     );
 

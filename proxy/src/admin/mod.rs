@@ -89,7 +89,9 @@ async fn upstreams(State(state): State<AdminState>) -> Json<Value> {
             let peers: Vec<Value> = group
                 .peer_health()
                 .into_iter()
-                .map(|(addr, healthy)| json!({ "peer": addr.to_string(), "healthy": healthy }))
+                .map(|(addr, healthy, breaker)| {
+                    json!({ "peer": addr.to_string(), "healthy": healthy, "breaker": breaker.as_str() })
+                })
                 .collect();
             (name.clone(), json!({ "peers": peers }))
         })

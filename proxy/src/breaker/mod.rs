@@ -91,7 +91,9 @@ impl Breaker {
     /// The current state (an expired open period reads as half-open).
     pub fn state(&self, now: Instant) -> BreakerState {
         match self.inner.lock() {
-            Ok(inner) if inner.state == BreakerState::Open && now >= inner.opened_at + self.cfg.open => {
+            Ok(inner)
+                if inner.state == BreakerState::Open && now >= inner.opened_at + self.cfg.open =>
+            {
                 BreakerState::HalfOpen
             }
             Ok(inner) => inner.state,
@@ -112,7 +114,9 @@ impl Breaker {
     /// Whether a request may go to this peer now. In half-open this takes a probe slot,
     /// so call it only for the peer actually chosen.
     pub fn admit(&self, now: Instant) -> (bool, Option<Transition>) {
-        let Ok(mut inner) = self.inner.lock() else { return (true, None) };
+        let Ok(mut inner) = self.inner.lock() else {
+            return (true, None);
+        };
         let mut transition = None;
         if inner.state == BreakerState::Open {
             if now < inner.opened_at + self.cfg.open {
@@ -122,12 +126,17 @@ impl Breaker {
             inner.probes_admitted = 0;
             inner.probes_succeeded = 0;
             inner.opened_at = now;
-            transition = Some(Transition { from: BreakerState::Open, to: BreakerState::HalfOpen });
+            transition = Some(Transition {
+                from: BreakerState::Open,
+                to: BreakerState::HalfOpen,
+            });
         }
         if inner.state == BreakerState::HalfOpen {
             // Probes that never report (client gone) must not wedge the breaker: after
             // another open period without a verdict, probing starts over.
-            if inner.probes_admitted >= self.cfg.half_open_probes && now >= inner.opened_at + self.cfg.open {
+            if inner.probes_admitted >= self.cfg.half_open_probes
+                && now >= inner.opened_at + self.cfg.open
+            {
                 inner.probes_admitted = 0;
                 inner.probes_succeeded = 0;
                 inner.opened_at = now;
@@ -142,11 +151,17 @@ impl Breaker {
 
     /// Records the outcome of a request admitted earlier.
     pub fn record(&self, now: Instant, failed: bool) -> Option<Transition> {
-        let Ok(mut inner) = self.inner.lock() else { return None };
+        let Ok(mut inner) = self.inner.lock() else {
+            return None;
+        };
         match inner.state {
             BreakerState::Closed => {
                 inner.window.record(now, failed);
-                inner.consecutive_failures = if failed { inner.consecutive_failures + 1 } else { 0 };
+                inner.consecutive_failures = if failed {
+                    inner.consecutive_failures + 1
+                } else {
+                    0
+                };
                 let (requests, failures) = inner.window.totals(now);
                 let rate_trips = requests >= self.cfg.min_requests
                     && f64::from(failures) >= self.cfg.failure_rate * f64::from(requests);
@@ -161,7 +176,10 @@ impl Breaker {
                     inner.state = BreakerState::Closed;
                     inner.window.clear();
                     inner.consecutive_failures = 0;
-                    Transition { from: BreakerState::HalfOpen, to: BreakerState::Closed }
+                    Transition {
+                        from: BreakerState::HalfOpen,
+                        to: BreakerState::Closed,
+                    }
                 })
             }
             // A request admitted before the breaker opened: its result changes nothing.
@@ -175,7 +193,10 @@ fn open(inner: &mut Inner, now: Instant, from: BreakerState) -> Transition {
     inner.opened_at = now;
     inner.window.clear();
     inner.consecutive_failures = 0;
-    Transition { from, to: BreakerState::Open }
+    Transition {
+        from,
+        to: BreakerState::Open,
+    }
 }
 
 #[cfg(test)]
@@ -201,11 +222,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn opens_on_failure_rate_only_after_min_requests() {
-        let b = Breaker::new(BreakerConfig { consecutive_failures: 0, ..cfg() });
+        let b = Breaker::new(BreakerConfig {
+            consecutive_failures: 0,
+            ..cfg()
+        });
         for i in 0..9 {
             assert_eq!(b.record(now(), i % 2 == 0), None, "below min_requests");
         }
-        let t = b.record(now(), true).expect("10th request, 6/10 failed: opens");
+        let t = b
+            .record(now(), true)
+            .expect("10th request, 6/10 failed: opens");
         assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
         assert!(!b.admit(now()).0, "open: no traffic");
     }
@@ -216,11 +242,17 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(b.record(now(), true), None);
         }
-        assert!(b.record(now(), false).is_none(), "a success resets the streak");
+        assert!(
+            b.record(now(), false).is_none(),
+            "a success resets the streak"
+        );
         for _ in 0..4 {
             assert_eq!(b.record(now(), true), None);
         }
-        assert_eq!(b.record(now(), true).map(|t| t.to), Some(BreakerState::Open));
+        assert_eq!(
+            b.record(now(), true).map(|t| t.to),
+            Some(BreakerState::Open)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -235,11 +267,17 @@ mod tests {
         let (admitted, t) = b.admit(now());
         assert!(admitted);
         assert_eq!(t.map(|t| t.to), Some(BreakerState::HalfOpen));
-        assert!(b.admit(now()).0 && b.admit(now()).0, "three probes in total");
+        assert!(
+            b.admit(now()).0 && b.admit(now()).0,
+            "three probes in total"
+        );
         assert!(!b.admit(now()).0, "the fourth waits");
         assert_eq!(b.record(now(), false), None);
         assert_eq!(b.record(now(), false), None);
-        assert_eq!(b.record(now(), false).map(|t| t.to), Some(BreakerState::Closed));
+        assert_eq!(
+            b.record(now(), false).map(|t| t.to),
+            Some(BreakerState::Closed)
+        );
         assert!(b.admit(now()).0 && b.admit(now()).0 && b.admit(now()).0 && b.admit(now()).0);
     }
 
@@ -269,6 +307,9 @@ mod tests {
         }
         assert!(!b.admit(now()).0, "probes out, no verdict yet");
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert!(b.admit(now()).0, "after another open period, probing starts over");
+        assert!(
+            b.admit(now()).0,
+            "after another open period, probing starts over"
+        );
     }
 }

@@ -19,7 +19,11 @@ impl RollingWindow {
     /// An empty window of length `window`.
     pub fn new(window: Duration, now: Instant) -> Self {
         let bucket_len = (window / BUCKETS as u32).max(Duration::from_millis(1));
-        Self { bucket_len, start: now, buckets: [(u64::MAX, 0, 0); BUCKETS] }
+        Self {
+            bucket_len,
+            start: now,
+            buckets: [(u64::MAX, 0, 0); BUCKETS],
+        }
     }
 
     fn index(&self, now: Instant) -> u64 {

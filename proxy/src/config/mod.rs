@@ -11,8 +11,8 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use validate::{
-    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, OnRedisError, RateLimitConfig, RateLimitMode,
-    RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
+    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, OnRedisError, RateLimitConfig,
+    RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
 };
 
 use lines::LineIndex;

@@ -355,7 +355,10 @@ fn upstream(name: &str, raw: &RawUpstream, errors: &mut Errors<'_>) -> Option<Up
     let breaker = breaker(&format!("{base}.breaker"), &raw.breaker, errors);
     for (i, status) in raw.retry_on_status.iter().enumerate() {
         if !(500..=599).contains(status) {
-            errors.push(&format!("{base}.retry_on_status[{i}]"), "must be a 5xx status");
+            errors.push(
+                &format!("{base}.retry_on_status[{i}]"),
+                "must be a 5xx status",
+            );
         }
     }
     Some(UpstreamConfig {
@@ -371,7 +374,10 @@ fn upstream(name: &str, raw: &RawUpstream, errors: &mut Errors<'_>) -> Option<Up
 
 fn breaker(base: &str, raw: &RawBreaker, errors: &mut Errors<'_>) -> BreakerConfig {
     if !(raw.failure_rate > 0.0 && raw.failure_rate <= 1.0) {
-        errors.push(&format!("{base}.failure_rate"), "must be greater than 0 and at most 1");
+        errors.push(
+            &format!("{base}.failure_rate"),
+            "must be greater than 0 and at most 1",
+        );
     }
     if raw.min_requests == 0 {
         errors.push(&format!("{base}.min_requests"), "must be at least 1");
@@ -387,7 +393,10 @@ fn breaker(base: &str, raw: &RawBreaker, errors: &mut Errors<'_>) -> BreakerConf
     }
     for (i, status) in raw.failure_statuses.iter().enumerate() {
         if !(100..=599).contains(status) {
-            errors.push(&format!("{base}.failure_statuses[{i}]"), "must be an HTTP status");
+            errors.push(
+                &format!("{base}.failure_statuses[{i}]"),
+                "must be an HTTP status",
+            );
         }
     }
     BreakerConfig {
@@ -403,10 +412,16 @@ fn breaker(base: &str, raw: &RawBreaker, errors: &mut Errors<'_>) -> BreakerConf
 
 fn retry_budget(base: &str, raw: &RawRetryBudget, errors: &mut Errors<'_>) -> RetryBudgetConfig {
     if !(raw.percent >= 0.0 && raw.percent <= 100.0) {
-        errors.push(&format!("{base}.retry_budget.percent"), "must be from 0 to 100");
+        errors.push(
+            &format!("{base}.retry_budget.percent"),
+            "must be from 0 to 100",
+        );
     }
     if !(raw.min_per_s >= 0.0 && raw.min_per_s.is_finite()) {
-        errors.push(&format!("{base}.retry_budget.min_per_s"), "must be 0 or more");
+        errors.push(
+            &format!("{base}.retry_budget.min_per_s"),
+            "must be 0 or more",
+        );
     }
     RetryBudgetConfig {
         percent: raw.percent.clamp(0.0, 100.0),

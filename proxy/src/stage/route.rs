@@ -1,6 +1,7 @@
 //! Route stage: host + longest path prefix -> route -> upstream group.
 
 use crate::config::RouteConfig;
+use crate::retry_budget::RetryBudget;
 use crate::upstream::UpstreamGroup;
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ pub struct Route {
     pub config: RouteConfig,
     /// The group requests on this route go to.
     pub upstream: Arc<UpstreamGroup>,
+    /// Bounds this route's retries.
+    pub retry_budget: RetryBudget,
 }
 
 /// Finds the route for a request. Built once per config snapshot.
@@ -92,6 +95,16 @@ mod tests {
             retries: 0,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            breaker: crate::config::BreakerConfig {
+                failure_rate: 0.5,
+                min_requests: 20,
+                window: Duration::from_secs(10),
+                consecutive_failures: 5,
+                open: Duration::from_secs(5),
+                half_open_probes: 3,
+                failure_statuses: vec![500],
+            },
+            retry_on_status: vec![502, 503],
         };
         Arc::new(UpstreamGroup::new("g", config).expect("group"))
     }
@@ -106,7 +119,15 @@ mod tests {
                 upstream: "g".into(),
                 auth: crate::config::AuthMode::None,
                 ratelimit: crate::config::RateLimitMode::Off,
+                retry_budget: crate::config::RetryBudgetConfig {
+                    percent: 20.0,
+                    min_per_s: 10.0,
+                },
             },
+            retry_budget: RetryBudget::new(crate::config::RetryBudgetConfig {
+                percent: 20.0,
+                min_per_s: 10.0,
+            }),
             upstream: g.clone(),
         }
     }

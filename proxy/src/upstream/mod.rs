@@ -3,6 +3,7 @@
 
 pub mod health;
 
+use crate::breaker::{Breaker, BreakerState, Transition};
 use crate::config::UpstreamConfig;
 use crate::metrics::metrics;
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
@@ -21,8 +22,9 @@ pub struct UpstreamGroup {
     /// The settings it was built from; a reload keeps the group when these are equal.
     pub config: UpstreamConfig,
     lb: LoadBalancer<RoundRobin>,
-    /// Peer labels, pre-rendered once so the request path does not format addresses.
-    labels: Vec<(SocketAddr, String)>,
+    /// Each peer's label (pre-rendered so the request path does not format addresses)
+    /// and circuit breaker.
+    peers: Vec<PeerState>,
     check_running: AtomicBool,
     last_check: Mutex<Option<Instant>>,
 }
@@ -34,6 +36,12 @@ impl std::fmt::Debug for UpstreamGroup {
             .field("peers", &self.config.peers)
             .finish()
     }
+}
+
+struct PeerState {
+    addr: SocketAddr,
+    label: String,
+    breaker: Breaker,
 }
 
 /// Errors building a group.
@@ -58,35 +66,110 @@ impl UpstreamGroup {
                 source,
             })?;
         lb.set_health_check(health::http_check(name, &config.health_check));
-        let labels = config
+        let peers = config
             .peers
             .iter()
-            .map(|peer| (*peer, peer.to_string()))
+            .map(|addr| PeerState {
+                addr: *addr,
+                label: addr.to_string(),
+                breaker: Breaker::new(config.breaker.clone()),
+            })
             .collect::<Vec<_>>();
-        for (_, label) in &labels {
+        for peer in &peers {
             metrics()
                 .upstream_healthy
-                .with_label_values(&[name, label])
+                .with_label_values(&[name, &peer.label])
                 .set(1);
+            metrics()
+                .breaker_state
+                .with_label_values(&[name, &peer.label])
+                .set(0);
         }
         Ok(Self {
             name: name.to_string(),
             config,
             lb,
-            labels,
+            peers,
             check_running: AtomicBool::new(false),
             last_check: Mutex::new(None),
         })
     }
 
-    /// Next healthy peer in round-robin order that `accept` admits.
+    fn peer_state(&self, addr: &SocketAddr) -> Option<&PeerState> {
+        self.peers.iter().find(|p| p.addr == *addr)
+    }
+
+    /// Next peer in round-robin order that is healthy, that `accept` admits and whose
+    /// breaker lets the request through (taking a half-open probe slot if it is the one).
     pub fn select(&self, accept: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
-        let max = self.labels.len() * 2 + 1;
+        let max = self.peers.len() * 2 + 1;
+        let now = tokio::time::Instant::now();
         self.lb
             .select_with(b"", max, |backend, healthy| {
-                healthy && backend.addr.as_inet().is_some_and(&accept)
+                let Some(addr) = backend.addr.as_inet() else {
+                    return false;
+                };
+                healthy
+                    && accept(addr)
+                    && self.peer_state(addr).is_none_or(|p| {
+                        let (admitted, transition) = p.breaker.admit(now);
+                        self.report(p, transition);
+                        admitted
+                    })
             })
             .and_then(|backend| backend.addr.as_inet().copied())
+    }
+
+    /// Feeds one attempt's outcome to the peer's breaker.
+    pub fn record(&self, addr: &SocketAddr, failed: bool) {
+        if let Some(p) = self.peer_state(addr) {
+            let transition = p.breaker.record(tokio::time::Instant::now(), failed);
+            self.report(p, transition);
+        }
+    }
+
+    /// Whether `status` counts as a failure for the breaker.
+    pub fn is_failure_status(&self, status: u16) -> bool {
+        self.config.breaker.failure_statuses.contains(&status)
+    }
+
+    fn report(&self, p: &PeerState, transition: Option<Transition>) {
+        let Some(t) = transition else { return };
+        let m = metrics();
+        m.breaker_state
+            .with_label_values(&[&self.name, &p.label])
+            .set(t.to.as_i64());
+        m.breaker_transitions
+            .with_label_values(&[&self.name, &p.label, t.to.as_str()])
+            .inc();
+        match t.to {
+            BreakerState::Open => {
+                tracing::warn!(upstream = %self.name, peer = %p.label, from = t.from.as_str(), "circuit breaker opened")
+            }
+            _ => {
+                tracing::info!(upstream = %self.name, peer = %p.label, to = t.to.as_str(), "circuit breaker changed")
+            }
+        }
+    }
+
+    /// When there are healthy peers and every one's breaker is open: how long until the
+    /// first lets a probe through. `None` when some peer could take traffic now, or when
+    /// no peer is healthy at all (that is the health checks' verdict, not the breakers').
+    pub fn all_open_for(&self) -> Option<std::time::Duration> {
+        let now = tokio::time::Instant::now();
+        let healthy: Vec<(SocketAddr, bool, BreakerState)> = self.peer_health();
+        let mut wait: Option<std::time::Duration> = None;
+        for (addr, is_healthy, _) in healthy {
+            if !is_healthy {
+                continue;
+            }
+            let left = self.peer_state(&addr)?.breaker.open_remaining(now);
+            if left.is_zero() {
+                return None;
+            }
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        wait
     }
 
     /// An [`HttpPeer`] for `addr` with this group's timeouts.
@@ -99,25 +182,26 @@ impl UpstreamGroup {
 
     /// The metrics label of `addr` (its `ip:port`).
     pub fn label(&self, addr: &SocketAddr) -> &str {
-        self.labels
-            .iter()
-            .find(|(a, _)| a == addr)
-            .map(|(_, label)| label.as_str())
-            .unwrap_or("unknown")
+        self.peer_state(addr)
+            .map_or("unknown", |p| p.label.as_str())
     }
 
-    /// Each peer with its current health.
-    pub fn peer_health(&self) -> Vec<(SocketAddr, bool)> {
-        self.config
-            .peers
+    /// Each peer with its current health and breaker state.
+    pub fn peer_health(&self) -> Vec<(SocketAddr, bool, BreakerState)> {
+        let now = tokio::time::Instant::now();
+        self.peers
             .iter()
-            .map(|addr| {
+            .map(|p| {
                 let backend = Backend {
-                    addr: PingoraAddr::Inet(*addr),
+                    addr: PingoraAddr::Inet(p.addr),
                     weight: 1,
                     ext: Default::default(),
                 };
-                (*addr, self.lb.backends().ready(&backend))
+                (
+                    p.addr,
+                    self.lb.backends().ready(&backend),
+                    p.breaker.state(now),
+                )
             })
             .collect()
     }
