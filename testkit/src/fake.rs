@@ -14,6 +14,7 @@ pub struct FakeUpstream {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     status: Arc<AtomicU16>,
+    data_status: Arc<AtomicU16>,
     hits: Arc<AtomicUsize>,
 }
 
@@ -25,8 +26,10 @@ impl FakeUpstream {
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(AtomicU16::new(200));
+        let data_status = Arc::new(AtomicU16::new(0));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (s, st, h, n) = (stop.clone(), status.clone(), hits.clone(), name.to_string());
+        let (s, h, n) = (stop.clone(), hits.clone(), name.to_string());
+        let st = (status.clone(), data_status.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -42,6 +45,7 @@ impl FakeUpstream {
             addr,
             stop,
             status,
+            data_status,
             hits,
         }
     }
@@ -49,6 +53,12 @@ impl FakeUpstream {
     /// Answer every request (health checks too) with `status` from now on.
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::Relaxed);
+    }
+
+    /// Answer requests other than `/health` with `status` (0: as [`Self::set_status`]),
+    /// so health checks pass while traffic fails.
+    pub fn set_data_status(&self, status: u16) {
+        self.data_status.store(status, Ordering::Relaxed);
     }
 
     /// Requests served other than `/health`.
@@ -63,7 +73,12 @@ impl Drop for FakeUpstream {
     }
 }
 
-fn serve(stream: TcpStream, name: &str, status: &AtomicU16, hits: &AtomicUsize) {
+fn serve(
+    stream: TcpStream,
+    name: &str,
+    status: &(Arc<AtomicU16>, Arc<AtomicU16>),
+    hits: &AtomicUsize,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -100,7 +115,12 @@ fn serve(stream: TcpStream, name: &str, status: &AtomicU16, hits: &AtomicUsize) 
         if path.contains("/slow") {
             std::thread::sleep(Duration::from_secs(1));
         }
-        let code = status.load(Ordering::Relaxed);
+        let data = status.1.load(Ordering::Relaxed);
+        let code = if data != 0 && !path.starts_with("/health") {
+            data
+        } else {
+            status.0.load(Ordering::Relaxed)
+        };
         let payload = format!("{name} {path}");
         let response = format!(
             "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{payload}",
