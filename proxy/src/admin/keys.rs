@@ -1,6 +1,6 @@
 //! `/admin/keys`: create, list, read, change, revoke and rotate API keys.
 
-use super::{error_response, AdminState};
+use super::{AdminState, ApiError};
 use crate::keys::store::{KeyChanges, KeyStore, StoreError};
 use crate::keys::{KeyRecord, KeyStatus};
 use axum::body::Bytes;
@@ -13,43 +13,47 @@ use serde_json::{json, Map, Value};
 /// Longest key name accepted.
 const MAX_NAME: usize = 200;
 
-fn bad(message: impl Into<String>) -> Response {
-    error_response(StatusCode::BAD_REQUEST, "invalid_request", &message.into())
+type Answer = Result<Response, ApiError>;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
-fn not_found(id: &str) -> Response {
-    error_response(
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        &format!("no key with id {id}"),
+        format!("no key with id {id}"),
     )
 }
 
-fn store_error(e: &StoreError) -> Response {
-    match e {
-        StoreError::Revoked(_) => error_response(StatusCode::CONFLICT, "revoked", &e.to_string()),
-        StoreError::Redis(_) => {
-            tracing::warn!(error = %e, "admin key operation: redis unavailable");
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "key_store_unavailable",
-                "the key store (Redis) is unavailable; try again shortly",
-            )
-        }
-        StoreError::Random(_) => {
-            tracing::error!(error = %e, "admin key operation failed");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Revoked(_) => ApiError::new(StatusCode::CONFLICT, "revoked", e.to_string()),
+            StoreError::Redis(_) => {
+                tracing::warn!(error = %e, "admin key operation: redis unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key_store_unavailable",
+                    "the key store (Redis) is unavailable; try again shortly",
+                )
+            }
+            StoreError::Random(_) => {
+                tracing::error!(error = %e, "admin key operation failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
         }
     }
 }
 
-fn store(state: &AdminState) -> Result<&KeyStore, Response> {
+fn store(state: &AdminState) -> Result<&KeyStore, ApiError> {
     state.services.key_store.as_ref().ok_or_else(|| {
-        error_response(
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "redis_not_configured",
             "API keys need a redis: section in the config",
@@ -57,23 +61,23 @@ fn store(state: &AdminState) -> Result<&KeyStore, Response> {
     })
 }
 
-fn object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(error_response(
+        Ok(_) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "body must be a JSON object",
         )),
-        Err(e) => Err(error_response(
+        Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            &format!("body is not valid JSON: {e}"),
+            format!("body is not valid JSON: {e}"),
         )),
     }
 }
 
-fn name(value: &Value) -> Result<String, Response> {
+fn name(value: &Value) -> Result<String, ApiError> {
     match value.as_str().map(str::trim) {
         Some(n) if !n.is_empty() && n.chars().count() <= MAX_NAME => Ok(n.to_string()),
         _ => Err(bad(
@@ -82,7 +86,7 @@ fn name(value: &Value) -> Result<String, Response> {
     }
 }
 
-fn tier(state: &AdminState, value: &Value) -> Result<String, Response> {
+fn tier(state: &AdminState, value: &Value) -> Result<String, ApiError> {
     let snapshot = state.snapshot.load();
     let tiers = &snapshot.config.tiers;
     match value.as_str() {
@@ -105,43 +109,42 @@ fn with_secret(record: &KeyRecord, key: &str) -> Value {
     })
 }
 
+fn answer(result: Answer) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
 pub(super) async fn create(State(state): State<AdminState>, body: Bytes) -> Response {
-    let run = async {
-        let store = store(&state)?;
-        let mut map = object(&body)?;
-        let name = name(&map.remove("name").ok_or_else(|| bad("name: is required"))?)?;
-        let tier = tier(
-            &state,
-            &map.remove("tier").ok_or_else(|| bad("tier: is required"))?,
-        )?;
-        if let Some(field) = map.keys().next() {
-            return Err(bad(format!("{field}: is not a field of a key")));
-        }
-        let (record, key) = store
-            .create(&name, &tier)
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok((StatusCode::CREATED, Json(with_secret(&record, &key))).into_response())
-    };
-    run.await.unwrap_or_else(|r| r)
+    answer(create_key(&state, &body).await)
+}
+
+async fn create_key(state: &AdminState, body: &[u8]) -> Answer {
+    let store = store(state)?;
+    let mut map = object(body)?;
+    let name = name(&map.remove("name").ok_or_else(|| bad("name: is required"))?)?;
+    let tier = tier(
+        state,
+        &map.remove("tier").ok_or_else(|| bad("tier: is required"))?,
+    )?;
+    if let Some(field) = map.keys().next() {
+        return Err(bad(format!("{field}: is not a field of a key")));
+    }
+    let (record, key) = store.create(&name, &tier).await?;
+    Ok((StatusCode::CREATED, Json(with_secret(&record, &key))).into_response())
 }
 
 pub(super) async fn list(State(state): State<AdminState>) -> Response {
-    let run = async {
-        let keys = store(&state)?.list().await.map_err(|e| store_error(&e))?;
-        Ok(Json(json!({ "keys": keys })).into_response())
-    };
-    run.await.unwrap_or_else(|r| r)
+    let run = async { Ok(Json(json!({ "keys": store(&state)?.list().await? })).into_response()) };
+    answer(run.await)
 }
 
 pub(super) async fn get(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     let run = async {
-        match store(&state)?.get(&id).await.map_err(|e| store_error(&e))? {
+        match store(&state)?.get(&id).await? {
             Some(record) => Ok(Json(record).into_response()),
             None => Err(not_found(&id)),
         }
     };
-    run.await.unwrap_or_else(|r| r)
+    answer(run.await)
 }
 
 pub(super) async fn patch(
@@ -149,41 +152,37 @@ pub(super) async fn patch(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let run = async {
-        let store = store(&state)?;
-        let map = object(&body)?;
-        let mut changes = KeyChanges::default();
-        for (field, value) in &map {
-            match field.as_str() {
-                "name" => changes.name = Some(name(value)?),
-                "tier" => changes.tier = Some(tier(&state, value)?),
-                "disabled" => {
-                    let disabled = value
-                        .as_bool()
-                        .ok_or_else(|| bad("disabled: must be true or false"))?;
-                    changes.status = Some(if disabled {
-                        KeyStatus::Disabled
-                    } else {
-                        KeyStatus::Active
-                    });
-                }
-                other => {
-                    return Err(bad(format!(
-                        "{other}: is not a field you can change (name, tier, disabled)"
-                    )))
-                }
+    answer(patch_key(&state, &id, &body).await)
+}
+
+async fn patch_key(state: &AdminState, id: &str, body: &[u8]) -> Answer {
+    let store = store(state)?;
+    let mut changes = KeyChanges::default();
+    for (field, value) in &object(body)? {
+        match field.as_str() {
+            "name" => changes.name = Some(name(value)?),
+            "tier" => changes.tier = Some(tier(state, value)?),
+            "disabled" => {
+                let disabled = value
+                    .as_bool()
+                    .ok_or_else(|| bad("disabled: must be true or false"))?;
+                changes.status = Some(if disabled {
+                    KeyStatus::Disabled
+                } else {
+                    KeyStatus::Active
+                });
+            }
+            other => {
+                return Err(bad(format!(
+                    "{other}: is not a field you can change (name, tier, disabled)"
+                )))
             }
         }
-        match store
-            .update(&id, changes)
-            .await
-            .map_err(|e| store_error(&e))?
-        {
-            Some(record) => Ok(Json(record).into_response()),
-            None => Err(not_found(&id)),
-        }
-    };
-    run.await.unwrap_or_else(|r| r)
+    }
+    match store.update(id, changes).await? {
+        Some(record) => Ok(Json(record).into_response()),
+        None => Err(not_found(id)),
+    }
 }
 
 pub(super) async fn revoke(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
@@ -197,22 +196,18 @@ pub(super) async fn revoke(State(state): State<AdminState>, Path(id): Path<Strin
             Ok(None) => Err(not_found(&id)),
             // Revoking twice is not an error.
             Err(StoreError::Revoked(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
-            Err(e) => Err(store_error(&e)),
+            Err(e) => Err(e.into()),
         }
     };
-    run.await.unwrap_or_else(|r| r)
+    answer(run.await)
 }
 
 pub(super) async fn rotate(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     let run = async {
-        match store(&state)?
-            .rotate(&id)
-            .await
-            .map_err(|e| store_error(&e))?
-        {
+        match store(&state)?.rotate(&id).await? {
             Some((record, key)) => Ok(Json(with_secret(&record, &key)).into_response()),
             None => Err(not_found(&id)),
         }
     };
-    run.await.unwrap_or_else(|r| r)
+    answer(run.await)
 }

@@ -149,6 +149,22 @@ impl Breaker {
         (true, transition)
     }
 
+    /// Closes the breaker (the active health checks saw the peer recover). Returns the
+    /// transition when it was not closed.
+    pub fn reset(&self) -> Option<Transition> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return None;
+        };
+        let from = inner.state;
+        inner.state = BreakerState::Closed;
+        inner.window.clear();
+        inner.consecutive_failures = 0;
+        (from != BreakerState::Closed).then_some(Transition {
+            from,
+            to: BreakerState::Closed,
+        })
+    }
+
     /// Records the outcome of a request admitted earlier.
     pub fn record(&self, now: Instant, failed: bool) -> Option<Transition> {
         let Ok(mut inner) = self.inner.lock() else {
@@ -293,6 +309,19 @@ mod tests {
         assert_eq!((t.from, t.to), (BreakerState::HalfOpen, BreakerState::Open));
         assert!(!b.admit(now()).0);
         assert_eq!(b.open_remaining(now()), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_closes_an_open_breaker_at_once() {
+        let b = Breaker::new(cfg());
+        for _ in 0..5 {
+            b.record(now(), true);
+        }
+        assert!(!b.admit(now()).0);
+        let t = b.reset().expect("was open");
+        assert_eq!((t.from, t.to), (BreakerState::Open, BreakerState::Closed));
+        assert!(b.admit(now()).0);
+        assert_eq!(b.reset(), None, "already closed");
     }
 
     #[tokio::test(start_paused = true)]

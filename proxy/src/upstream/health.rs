@@ -3,6 +3,7 @@
 //! once. [`HealthCheckService`] drives the checks of whatever groups the current config
 //! snapshot has, so a reload needs no extra bookkeeping.
 
+use crate::breaker::Breaker;
 use crate::config::HealthCheckConfig;
 use crate::metrics::metrics;
 use crate::snapshot::SharedSnapshot;
@@ -20,7 +21,11 @@ use tracing::{info, warn};
 const TICK: Duration = Duration::from_millis(25);
 
 /// A Pingora HTTP health check for one group.
-pub fn http_check(upstream: &str, cfg: &HealthCheckConfig) -> Box<dyn HealthCheck + Send + Sync> {
+pub fn http_check(
+    upstream: &str,
+    cfg: &HealthCheckConfig,
+    breakers: Vec<(std::net::SocketAddr, std::sync::Arc<Breaker>)>,
+) -> Box<dyn HealthCheck + Send + Sync> {
     let mut check = HttpHealthCheck::new("localhost", false);
     check.consecutive_success = cfg.healthy_after;
     check.consecutive_failure = cfg.unhealthy_after;
@@ -45,12 +50,16 @@ pub fn http_check(upstream: &str, cfg: &HealthCheckConfig) -> Box<dyn HealthChec
     }));
     check.health_changed_callback = Some(Box::new(Observer {
         upstream: upstream.to_string(),
+        breakers,
     }));
     Box::new(check)
 }
 
 struct Observer {
     upstream: String,
+    /// A peer the checks see recover gets its breaker closed: the checks saw it fail
+    /// and now see it work, which is a stronger signal than waiting out `open_ms`.
+    breakers: Vec<(std::net::SocketAddr, std::sync::Arc<Breaker>)>,
 }
 
 #[async_trait]
@@ -63,6 +72,13 @@ impl HealthObserve for Observer {
             .set(i64::from(healthy));
         if healthy {
             info!(upstream = %self.upstream, %peer, "peer is healthy again");
+            let breaker = self
+                .breakers
+                .iter()
+                .find(|(addr, _)| target.addr.as_inet() == Some(addr));
+            if let Some((_, breaker)) = breaker {
+                crate::upstream::report_transition(&self.upstream, &peer, breaker.reset());
+            }
         } else {
             warn!(upstream = %self.upstream, %peer, "peer failed its health checks; taking it out");
         }

@@ -12,7 +12,7 @@ use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::{Backend, LoadBalancer};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// One named group of interchangeable peers.
@@ -41,7 +41,7 @@ impl std::fmt::Debug for UpstreamGroup {
 struct PeerState {
     addr: SocketAddr,
     label: String,
-    breaker: Breaker,
+    breaker: Arc<Breaker>,
 }
 
 /// Errors building a group.
@@ -65,16 +65,17 @@ impl UpstreamGroup {
                 name: name.to_string(),
                 source,
             })?;
-        lb.set_health_check(health::http_check(name, &config.health_check));
         let peers = config
             .peers
             .iter()
             .map(|addr| PeerState {
                 addr: *addr,
                 label: addr.to_string(),
-                breaker: Breaker::new(config.breaker.clone()),
+                breaker: Arc::new(Breaker::new(config.breaker.clone())),
             })
             .collect::<Vec<_>>();
+        let breakers = peers.iter().map(|p| (p.addr, p.breaker.clone())).collect();
+        lb.set_health_check(health::http_check(name, &config.health_check, breakers));
         for peer in &peers {
             metrics()
                 .upstream_healthy
@@ -134,22 +135,7 @@ impl UpstreamGroup {
     }
 
     fn report(&self, p: &PeerState, transition: Option<Transition>) {
-        let Some(t) = transition else { return };
-        let m = metrics();
-        m.breaker_state
-            .with_label_values(&[&self.name, &p.label])
-            .set(t.to.as_i64());
-        m.breaker_transitions
-            .with_label_values(&[&self.name, &p.label, t.to.as_str()])
-            .inc();
-        match t.to {
-            BreakerState::Open => {
-                tracing::warn!(upstream = %self.name, peer = %p.label, from = t.from.as_str(), "circuit breaker opened")
-            }
-            _ => {
-                tracing::info!(upstream = %self.name, peer = %p.label, to = t.to.as_str(), "circuit breaker changed")
-            }
-        }
+        report_transition(&self.name, &p.label, transition);
     }
 
     /// When there are healthy peers and every one's breaker is open: how long until the
@@ -237,5 +223,23 @@ impl UpstreamGroup {
     pub async fn run_check(&self) {
         self.lb.backends().run_health_check(true).await;
         self.check_running.store(false, Ordering::Release);
+    }
+}
+
+/// Exports and logs a breaker state change (once per transition).
+pub fn report_transition(upstream: &str, peer: &str, transition: Option<Transition>) {
+    let Some(t) = transition else { return };
+    let m = metrics();
+    m.breaker_state
+        .with_label_values(&[upstream, peer])
+        .set(t.to.as_i64());
+    m.breaker_transitions
+        .with_label_values(&[upstream, peer, t.to.as_str()])
+        .inc();
+    match t.to {
+        BreakerState::Open => {
+            tracing::warn!(%upstream, %peer, from = t.from.as_str(), "circuit breaker opened")
+        }
+        _ => tracing::info!(%upstream, %peer, to = t.to.as_str(), "circuit breaker changed"),
     }
 }
