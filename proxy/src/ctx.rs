@@ -64,6 +64,10 @@ pub struct RequestCtx {
     pub upstream_status: Option<u16>,
     /// The last attempt's status is being retried on another peer.
     pub retry_on_status: bool,
+    /// A hedge was sent for this request.
+    pub hedged: bool,
+    /// When the current attempt was sent (for the upstream's latency stats).
+    pub attempt_started: Option<std::time::Instant>,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -85,6 +89,8 @@ impl RequestCtx {
             refusal: None,
             upstream_status: None,
             retry_on_status: false,
+            hedged: false,
+            attempt_started: None,
             _in_flight: InFlight::enter(),
         }
     }

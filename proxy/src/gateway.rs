@@ -8,7 +8,7 @@ use crate::respond::{json_error, json_error_with};
 use crate::services::Services;
 use crate::snapshot::SharedSnapshot;
 use crate::stage::ratelimit::RateOutcome;
-use crate::stage::route;
+use crate::stage::{hedge, route};
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
@@ -117,6 +117,49 @@ impl Gateway {
     }
 }
 
+/// Adds sluice's response headers: `Server-Timing`, the rate-limit headers and
+/// `X-Sluice-Upstream`. Used for proxied and hedged answers alike.
+pub(crate) fn decorate(ctx: &RequestCtx, response: &mut ResponseHeader) -> Result<()> {
+    if let Some(timing) = ctx.server_timing() {
+        response.append_header("server-timing", timing)?;
+    }
+    if let Some(rate) = &ctx.rate {
+        response.insert_header("ratelimit-policy", rate.policy_header())?;
+        response.insert_header("ratelimit", rate.limit_header())?;
+    }
+    if ctx.snapshot.config.server.upstream_header {
+        if let (Some(route), Some(peer)) = (&ctx.route, &ctx.peer) {
+            response.insert_header(UPSTREAM_HEADER, route.upstream.label(peer))?;
+        }
+    }
+    Ok(())
+}
+
+impl Gateway {
+    /// Hedge stage: eligible requests on a hedged route are proxied here and end the
+    /// phase (`true`); everything else goes on to Pingora's proxying (`false`).
+    async fn hedge(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(route) = ctx.route.clone() else {
+            return Ok(false);
+        };
+        let Some(cfg) = &route.config.hedge else {
+            return Ok(false);
+        };
+        if !hedge::eligible(session.req_header(), cfg) {
+            return Ok(false);
+        }
+        match self
+            .services
+            .hedger
+            .serve(session, ctx, &route, cfg)
+            .await?
+        {
+            Ok(()) => Ok(true),
+            Err(refusal) => send_refusal(session, ctx, refusal).await,
+        }
+    }
+}
+
 fn redis_timeout(ctx: &RequestCtx) -> std::time::Duration {
     ctx.snapshot
         .config
@@ -160,7 +203,7 @@ fn refuse(ctx: &mut RequestCtx, refusal: Refusal) -> Box<Error> {
 fn may_retry(ctx: &RequestCtx) -> bool {
     ctx.route.as_ref().is_some_and(|route| {
         ctx.attempts <= route.upstream.config.retries
-            && route.retry_budget.try_retry(tokio::time::Instant::now())
+            && route.retry_budget.try_take(tokio::time::Instant::now())
     })
 }
 
@@ -192,7 +235,7 @@ impl ProxyHttp for Gateway {
         if let Err(refusal) = self.limit(session, ctx).await {
             return send_refusal(session, ctx, refusal).await;
         }
-        Ok(false)
+        self.hedge(session, ctx).await
     }
 
     async fn upstream_peer(
@@ -226,28 +269,7 @@ impl ProxyHttp for Gateway {
             }
         });
         let Some(addr) = addr else {
-            let refusal = match group.all_open_for() {
-                Some(wait) => {
-                    let mut r = Refusal::new(
-                        503,
-                        "upstream_circuit_open",
-                        format!(
-                            "every peer of upstream \"{}\" is failing; circuit open",
-                            group.name
-                        ),
-                    );
-                    r.headers.push((
-                        "retry-after",
-                        wait.as_secs_f64().ceil().max(1.0).to_string(),
-                    ));
-                    r
-                }
-                None => Refusal::new(
-                    503,
-                    "no_healthy_upstream",
-                    format!("no healthy peer in upstream \"{}\"", group.name),
-                ),
-            };
+            let refusal = group.refusal_when_none();
             return Err(refuse(ctx, refusal));
         };
         if ctx.attempts > 0 {
@@ -256,6 +278,7 @@ impl ProxyHttp for Gateway {
         ctx.attempts += 1;
         ctx.attempt_counted = false;
         ctx.upstream_status = None;
+        ctx.attempt_started = Some(std::time::Instant::now());
         ctx.peer = Some(addr);
         ctx.tried.push(addr);
         Ok(group.peer(addr))
@@ -323,6 +346,9 @@ impl ProxyHttp for Gateway {
             return Ok(());
         };
         let group = &route.upstream;
+        if let Some(started) = ctx.attempt_started {
+            group.latency.record(started.elapsed());
+        }
         if group.config.retry_on_status.contains(&status)
             && session.req_header().method.is_idempotent()
             && may_retry(ctx)
@@ -377,19 +403,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(timing) = ctx.server_timing() {
-            upstream_response.append_header("server-timing", timing)?;
-        }
-        if let Some(rate) = &ctx.rate {
-            upstream_response.insert_header("ratelimit-policy", rate.policy_header())?;
-            upstream_response.insert_header("ratelimit", rate.limit_header())?;
-        }
-        if ctx.snapshot.config.server.upstream_header {
-            if let (Some(route), Some(peer)) = (&ctx.route, &ctx.peer) {
-                upstream_response.insert_header(UPSTREAM_HEADER, route.upstream.label(peer))?;
-            }
-        }
-        Ok(())
+        decorate(ctx, upstream_response)
     }
 
     async fn fail_to_proxy(

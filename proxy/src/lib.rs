@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod breaker;
+pub mod budget;
 pub mod config;
 pub mod ctx;
 pub mod drain;
@@ -14,7 +15,6 @@ pub mod metrics;
 pub mod redis_conn;
 pub mod reload;
 pub mod respond;
-pub mod retry_budget;
 pub mod services;
 pub mod snapshot;
 pub mod stage;

@@ -98,7 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         daemon: cli.daemon,
         ..Opt::default()
     };
-    let services = Services::new(&config).context("the redis url")?;
+    let services = Services::new(&config).context("starting the shared services")?;
     let snapshot = Snapshot::build(config, None, 1).context("building the upstream groups")?;
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
 

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub breaker_state: IntGaugeVec,
     /// `sluice_breaker_transitions_total{upstream,peer,to}`.
     pub breaker_transitions: IntCounterVec,
+    /// `sluice_hedges_total{upstream,result}`: sent, won, lost, skipped_budget.
+    pub hedges: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -112,6 +114,13 @@ impl Metrics {
             ),
             &["upstream", "peer", "to"],
         );
+        let hedges = IntCounterVec::new(
+            Opts::new(
+                "sluice_hedges_total",
+                "Hedged requests: sent, won (the hedge answered), lost, skipped_budget.",
+            ),
+            &["upstream", "result"],
+        );
         // The names and label sets above are constants; registering them into a fresh
         // registry cannot collide.
         #[allow(clippy::expect_used)]
@@ -126,6 +135,7 @@ impl Metrics {
             let auth_failures = auth_failures?;
             let breaker_state = breaker_state?;
             let breaker_transitions = breaker_transitions?;
+            let hedges = hedges?;
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(request_duration.clone()))?;
             registry.register(Box::new(upstream_requests.clone()))?;
@@ -136,6 +146,7 @@ impl Metrics {
             registry.register(Box::new(auth_failures.clone()))?;
             registry.register(Box::new(breaker_state.clone()))?;
             registry.register(Box::new(breaker_transitions.clone()))?;
+            registry.register(Box::new(hedges.clone()))?;
             Ok(Self {
                 registry: registry.clone(),
                 requests,
@@ -148,6 +159,7 @@ impl Metrics {
                 auth_failures,
                 breaker_state,
                 breaker_transitions,
+                hedges,
             })
         })()
         .expect("static metric definitions are valid");

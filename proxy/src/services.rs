@@ -6,8 +6,20 @@ use crate::keys::cache::KeyCache;
 use crate::keys::store::KeyStore;
 use crate::redis_conn::RedisConn;
 use crate::stage::auth::Auth;
+use crate::stage::hedge::Hedger;
 use crate::stage::ratelimit::RateLimiter;
 use std::sync::Arc;
+
+/// Why the shared parts could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    /// The Redis URL is not usable.
+    #[error("redis url: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The hedging HTTP client could not be built.
+    #[error("hedging client: {0}")]
+    Client(#[from] reqwest::Error),
+}
 
 /// Shared by the gateway, the admin listener and the background services.
 pub struct Services {
@@ -21,11 +33,13 @@ pub struct Services {
     pub auth: Auth,
     /// The rate-limit stage.
     pub limiter: RateLimiter,
+    /// The hedge stage's client.
+    pub hedger: Hedger,
 }
 
 impl Services {
     /// Builds the shared parts for `config` (nothing connects yet).
-    pub fn new(config: &Config) -> Result<Arc<Self>, redis::RedisError> {
+    pub fn new(config: &Config) -> Result<Arc<Self>, ServicesError> {
         let redis = config
             .redis
             .as_ref()
@@ -36,6 +50,7 @@ impl Services {
         Ok(Arc::new(Self {
             auth: Auth::new(key_cache.clone(), key_store.clone()),
             limiter: RateLimiter::new(redis.clone()),
+            hedger: Hedger::new()?,
             redis,
             key_cache,
             key_store,

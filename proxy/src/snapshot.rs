@@ -53,7 +53,11 @@ impl Snapshot {
                 // Validation guarantees the upstream exists.
                 let upstream = upstreams.get(&route.upstream)?.clone();
                 Some(Route {
-                    retry_budget: crate::retry_budget::RetryBudget::new(route.retry_budget.clone()),
+                    retry_budget: crate::budget::Budget::new(route.retry_budget.clone()),
+                    hedge_budget: crate::budget::Budget::new(crate::config::RetryBudgetConfig {
+                        percent: route.hedge.as_ref().map_or(0.0, |h| h.max_extra_percent),
+                        min_per_s: 0.0,
+                    }),
                     config: route.clone(),
                     upstream,
                 })

@@ -128,3 +128,61 @@ fn spawn_todo(database_url: &str, port: u16, dir: &TempDir) -> Process {
         .env("RUST_LOG", "warn");
     Process::spawn("todo", cmd, &dir.path().join(format!("todo-{port}.log")))
 }
+
+/// A running `testupstream` (the controllable upstream).
+pub struct TestUpstream {
+    /// The process.
+    pub process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl TestUpstream {
+    /// Starts one on a free port; waits until it answers.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-testupstream-")
+            .tempdir()
+            .expect("tempdir");
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut cmd = Command::new(bin_path("testupstream"));
+        cmd.arg("--port").arg(addr.port().to_string());
+        let process = Process::spawn("testupstream", cmd, &dir.path().join("testupstream.log"));
+        let t = Self {
+            process,
+            addr,
+            _dir: dir,
+        };
+        let up = crate::eventually(START_TIMEOUT, || {
+            http::get(t.addr, "/health").is_ok_and(|r| r.status == 200)
+        });
+        assert!(up, "testupstream did not come up:\n{}", t.process.output());
+        t
+    }
+
+    /// `PUT /admin/config` with `json` (e.g. `{"delay_ms":300,"delay_percent":10}`).
+    pub fn configure(&self, json: &str) {
+        let r = http::send_json(self.addr, "PUT", "/admin/config", json).expect("configure");
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// (received, answered, client_gone).
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let body = http::get(self.addr, "/admin/stats").expect("stats").body;
+        let field = |name: &str| -> u64 {
+            body.split(&format!("\"{name}\":"))
+                .nth(1)
+                .and_then(|rest| rest.split([',', '}']).next())
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("received"), field("answered"), field("client_gone"))
+    }
+
+    /// Zeroes the counters.
+    pub fn reset(&self) {
+        let r = http::request(self.addr, "POST", "/admin/reset", &[], None).expect("reset");
+        assert_eq!(r.status, 204);
+    }
+}

@@ -243,6 +243,49 @@ pub struct RawRoute {
     /// Bound on retries, so they cannot multiply an outage.
     #[serde(default)]
     pub retry_budget: RawRetryBudget,
+    /// Hedged requests (a second attempt when the first is slow); off when absent.
+    #[serde(default)]
+    pub hedge: Option<RawHedge>,
+}
+
+/// `hedge:` of a route.
+#[derive(Debug, Deserialize)]
+pub struct RawHedge {
+    /// `p95` (the upstream's recent 95th percentile) or a fixed number of milliseconds.
+    #[serde(default = "default_hedge_delay")]
+    pub delay: RawDelay,
+    /// Floor of the adaptive delay.
+    #[serde(default = "default_min_delay_ms")]
+    pub min_delay_ms: u64,
+    /// Hedges at most this share (percent) of the route's requests.
+    #[serde(default = "default_max_extra_percent")]
+    pub max_extra_percent: f64,
+    /// Requests with larger bodies are not hedged.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+/// A hedge delay as written: `p95` or milliseconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDelay {
+    /// Fixed milliseconds.
+    Ms(u64),
+    /// `p95`.
+    Text(String),
+}
+
+fn default_hedge_delay() -> RawDelay {
+    RawDelay::Text("p95".into())
+}
+fn default_min_delay_ms() -> u64 {
+    2
+}
+fn default_max_extra_percent() -> f64 {
+    10.0
+}
+fn default_max_body_bytes() -> u64 {
+    64 * 1024
 }
 
 fn default_failure_rate() -> f64 {

@@ -3,8 +3,8 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::raw::{
-    RawAdmin, RawBreaker, RawConfig, RawHealthCheck, RawRateLimit, RawRedis, RawRetryBudget,
-    RawRoute, RawServer, RawTier, RawUpstream,
+    RawAdmin, RawBreaker, RawConfig, RawDelay, RawHealthCheck, RawHedge, RawRateLimit, RawRedis,
+    RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -209,6 +209,30 @@ pub struct RouteConfig {
     pub ratelimit: RateLimitMode,
     /// Retry budget.
     pub retry_budget: RetryBudgetConfig,
+    /// Hedging, when on.
+    pub hedge: Option<HedgeConfig>,
+}
+
+/// When the hedge is sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeDelay {
+    /// After a fixed time.
+    Fixed(Duration),
+    /// After the upstream's recent p95 (or the floor, when higher or unknown).
+    P95,
+}
+
+/// Validated hedge settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HedgeConfig {
+    /// When the second attempt goes out.
+    pub delay: HedgeDelay,
+    /// Floor of the adaptive delay.
+    pub min_delay: Duration,
+    /// Hedges as a share (percent) of the route's requests.
+    pub max_extra_percent: f64,
+    /// Larger request bodies are not hedged.
+    pub max_body_bytes: u64,
 }
 
 /// Collects errors with their lines while validation walks the raw structs.
@@ -407,6 +431,36 @@ fn breaker(base: &str, raw: &RawBreaker, errors: &mut Errors<'_>) -> BreakerConf
         open: Duration::from_millis(raw.open_ms.max(1)),
         half_open_probes: raw.half_open_probes.max(1),
         failure_statuses: raw.failure_statuses.clone(),
+    }
+}
+
+fn hedge(base: &str, raw: &RawHedge, errors: &mut Errors<'_>) -> HedgeConfig {
+    let delay = match &raw.delay {
+        RawDelay::Ms(0) => {
+            errors.push(&format!("{base}.hedge.delay"), "must be greater than 0 ms");
+            HedgeDelay::P95
+        }
+        RawDelay::Ms(ms) => HedgeDelay::Fixed(Duration::from_millis(*ms)),
+        RawDelay::Text(t) if t == "p95" => HedgeDelay::P95,
+        RawDelay::Text(t) => {
+            errors.push(
+                &format!("{base}.hedge.delay"),
+                format!("must be p95 or a number of milliseconds, got \"{t}\""),
+            );
+            HedgeDelay::P95
+        }
+    };
+    if !(raw.max_extra_percent > 0.0 && raw.max_extra_percent <= 100.0) {
+        errors.push(
+            &format!("{base}.hedge.max_extra_percent"),
+            "must be greater than 0 and at most 100",
+        );
+    }
+    HedgeConfig {
+        delay,
+        min_delay: Duration::from_millis(raw.min_delay_ms),
+        max_extra_percent: raw.max_extra_percent.clamp(0.0, 100.0),
+        max_body_bytes: raw.max_body_bytes,
     }
 }
 
@@ -675,6 +729,7 @@ fn routes(
             auth,
             ratelimit,
             retry_budget: retry_budget(&base, &route.retry_budget, errors),
+            hedge: route.hedge.as_ref().map(|h| hedge(&base, h, errors)),
         });
     }
     routes

@@ -1,7 +1,7 @@
 //! Route stage: host + longest path prefix -> route -> upstream group.
 
+use crate::budget::Budget;
 use crate::config::RouteConfig;
-use crate::retry_budget::RetryBudget;
 use crate::upstream::UpstreamGroup;
 use std::sync::Arc;
 
@@ -13,7 +13,9 @@ pub struct Route {
     /// The group requests on this route go to.
     pub upstream: Arc<UpstreamGroup>,
     /// Bounds this route's retries.
-    pub retry_budget: RetryBudget,
+    pub retry_budget: Budget,
+    /// Bounds this route's hedges.
+    pub hedge_budget: Budget,
 }
 
 /// Finds the route for a request. Built once per config snapshot.
@@ -123,10 +125,15 @@ mod tests {
                     percent: 20.0,
                     min_per_s: 10.0,
                 },
+                hedge: None,
             },
-            retry_budget: RetryBudget::new(crate::config::RetryBudgetConfig {
+            retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,
                 min_per_s: 10.0,
+            }),
+            hedge_budget: Budget::new(crate::config::RetryBudgetConfig {
+                percent: 10.0,
+                min_per_s: 0.0,
             }),
             upstream: g.clone(),
         }

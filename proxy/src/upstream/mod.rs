@@ -2,6 +2,7 @@
 //! checks (see [`health`]) deciding which peers may take traffic.
 
 pub mod health;
+pub mod latency;
 
 use crate::breaker::{Breaker, BreakerState, Transition};
 use crate::config::UpstreamConfig;
@@ -25,6 +26,8 @@ pub struct UpstreamGroup {
     /// Each peer's label (pre-rendered so the request path does not format addresses)
     /// and circuit breaker.
     peers: Vec<PeerState>,
+    /// Recent response times, for the adaptive hedge delay.
+    pub latency: latency::LatencyTracker,
     check_running: AtomicBool,
     last_check: Mutex<Option<Instant>>,
 }
@@ -91,6 +94,7 @@ impl UpstreamGroup {
             config,
             lb,
             peers,
+            latency: latency::LatencyTracker::default(),
             check_running: AtomicBool::new(false),
             last_check: Mutex::new(None),
         })
@@ -136,6 +140,34 @@ impl UpstreamGroup {
 
     fn report(&self, p: &PeerState, transition: Option<Transition>) {
         report_transition(&self.name, &p.label, transition);
+    }
+
+    /// Why no peer could be chosen, as the answer to send: 503 with `Retry-After` when
+    /// every healthy peer's breaker is open, else 503 `no_healthy_upstream`.
+    pub fn refusal_when_none(&self) -> crate::ctx::Refusal {
+        use crate::ctx::Refusal;
+        match self.all_open_for() {
+            Some(wait) => {
+                let mut r = Refusal::new(
+                    503,
+                    "upstream_circuit_open",
+                    format!(
+                        "every peer of upstream \"{}\" is failing; circuit open",
+                        self.name
+                    ),
+                );
+                r.headers.push((
+                    "retry-after",
+                    wait.as_secs_f64().ceil().max(1.0).to_string(),
+                ));
+                r
+            }
+            None => Refusal::new(
+                503,
+                "no_healthy_upstream",
+                format!("no healthy peer in upstream \"{}\"", self.name),
+            ),
+        }
     }
 
     /// When there are healthy peers and every one's breaker is open: how long until the

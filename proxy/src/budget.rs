@@ -1,6 +1,7 @@
-//! Retry budget per route: retries may be at most `percent` of the route's recent
-//! requests, plus `min_per_s` always, so that when an upstream fails, retries cannot
-//! multiply the load on what is left (the Finagle / linkerd budget idea).
+//! A budget of extra work per route: retries (or hedges) may be at most `percent` of the
+//! route's recent requests, plus `min_per_s` always, so that when an upstream fails or
+//! slows, extra attempts cannot multiply the load on what is left (the Finagle / linkerd
+//! retry budget idea).
 
 use crate::breaker::window::RollingWindow;
 use crate::config::RetryBudgetConfig;
@@ -13,13 +14,13 @@ const WINDOW: Duration = Duration::from_secs(10);
 
 /// One route's budget.
 #[derive(Debug)]
-pub struct RetryBudget {
+pub struct Budget {
     cfg: RetryBudgetConfig,
-    /// Events: first attempts recorded as successes, retries as "failures".
+    /// Events: requests recorded as successes, extra attempts as "failures".
     window: Mutex<RollingWindow>,
 }
 
-impl RetryBudget {
+impl Budget {
     /// An empty budget.
     pub fn new(cfg: RetryBudgetConfig) -> Self {
         Self {
@@ -35,8 +36,8 @@ impl RetryBudget {
         }
     }
 
-    /// Takes one retry from the budget if there is one.
-    pub fn try_retry(&self, now: Instant) -> bool {
+    /// Takes one extra attempt from the budget if there is one.
+    pub fn try_take(&self, now: Instant) -> bool {
         let Ok(mut w) = self.window.lock() else {
             return false;
         };
@@ -59,29 +60,29 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_are_capped_by_the_share_of_requests() {
-        let budget = RetryBudget::new(RetryBudgetConfig {
+        let budget = Budget::new(RetryBudgetConfig {
             percent: 10.0,
             min_per_s: 0.0,
         });
         for _ in 0..100 {
             budget.record_request(Instant::now());
         }
-        let granted = (0..50).filter(|_| budget.try_retry(Instant::now())).count();
+        let granted = (0..50).filter(|_| budget.try_take(Instant::now())).count();
         assert_eq!(granted, 10, "10% of 100 requests");
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(
-            !budget.try_retry(Instant::now()),
+            !budget.try_take(Instant::now()),
             "no requests in the window, no minimum"
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_minimum_is_always_allowed() {
-        let budget = RetryBudget::new(RetryBudgetConfig {
+        let budget = Budget::new(RetryBudgetConfig {
             percent: 0.0,
             min_per_s: 1.0,
         });
-        let granted = (0..50).filter(|_| budget.try_retry(Instant::now())).count();
+        let granted = (0..50).filter(|_| budget.try_take(Instant::now())).count();
         assert_eq!(granted, 10, "1/s over the 10 s window");
     }
 }

@@ -1,0 +1,36 @@
+//! `testupstream` — a controllable upstream (latency distribution, failure share, counts
+//! of requests and of clients that went away), for resilience tests and demos.
+
+use anyhow::Context;
+use clap::Parser;
+use sluice_backend::testupstream;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A controllable upstream; see `GET /admin/config`, `PUT /admin/config`, `GET /admin/stats`.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8201)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let addr = SocketAddr::new(cli.bind, cli.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    axum::serve(
+        listener,
+        testupstream::app(Arc::new(testupstream::Upstream::default())),
+    )
+    .await
+    .context("serving")?;
+    Ok(())
+}

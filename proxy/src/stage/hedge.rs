@@ -1,0 +1,324 @@
+//! Hedge stage: for an eligible request (GET/HEAD, or one carrying `Idempotency-Key`,
+//! body within `max_body_bytes`) sluice proxies the request itself: the first attempt
+//! goes out at once; if it has not answered after the hedge delay (fixed, or the
+//! upstream's recent p95 with a floor), a second attempt goes to another peer whose
+//! breaker admits it. The first good answer is streamed downstream; the other attempt is
+//! dropped, which closes its connection, so the upstream sees its client go away.
+//! Hedges are capped by the route's budget (`max_extra_percent`); a POST without
+//! `Idempotency-Key` is never hedged.
+
+use crate::config::{HedgeConfig, HedgeDelay};
+use crate::ctx::{Refusal, RequestCtx};
+use crate::metrics::metrics;
+use crate::stage::route::{strip_prefix, Route};
+use crate::upstream::UpstreamGroup;
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, Method};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Headers that describe one connection, not the message: never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Whether `req` may be sent twice on a route with `cfg`.
+pub fn eligible(req: &RequestHeader, cfg: &HedgeConfig) -> bool {
+    let safe = matches!(req.method, Method::GET | Method::HEAD)
+        || req.headers.contains_key("idempotency-key");
+    if !safe || req.headers.contains_key(TRANSFER_ENCODING) {
+        return false;
+    }
+    match req.headers.get(CONTENT_LENGTH) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len <= cfg.max_body_bytes),
+    }
+}
+
+/// The delay before the hedge: fixed, or p95 with the floor.
+pub fn delay(cfg: &HedgeConfig, group: &UpstreamGroup) -> Duration {
+    match cfg.delay {
+        HedgeDelay::Fixed(d) => d,
+        HedgeDelay::P95 => group
+            .latency
+            .p95()
+            .map_or(cfg.min_delay, |p| p.max(cfg.min_delay)),
+    }
+}
+
+/// One attempt's request, built once and sent to any peer.
+struct Outgoing {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+}
+
+type Attempt = (
+    SocketAddr,
+    Duration,
+    Result<reqwest::Response, reqwest::Error>,
+);
+
+/// The hedging HTTP client (its own connection pool).
+pub struct Hedger {
+    client: reqwest::Client,
+}
+
+impl Hedger {
+    /// A client with a keep-alive pool per peer.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(128)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self { client })
+    }
+
+    async fn attempt(&self, peer: SocketAddr, out: &Outgoing) -> Attempt {
+        let started = Instant::now();
+        let url = format!("http://{peer}{}", out.path);
+        let result = self
+            .client
+            .request(out.method.clone(), url)
+            .headers(out.headers.clone())
+            .body(out.body.clone())
+            .timeout(out.timeout)
+            .send()
+            .await;
+        (peer, started.elapsed(), result)
+    }
+
+    /// Serves the request by (possibly) hedged attempts and writes the answer. `Err`
+    /// carries the refusal to send when no attempt could answer.
+    pub async fn serve(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Arc<Route>,
+        cfg: &HedgeConfig,
+    ) -> pingora_core::Result<Result<(), Refusal>> {
+        let group = &route.upstream;
+        let out = outgoing(session, route).await?;
+        let Some(first_peer) = group.select(|_| true) else {
+            return Ok(Err(group.refusal_when_none()));
+        };
+        ctx.attempts = 1;
+        ctx.tried.push(first_peer);
+        route
+            .retry_budget
+            .record_request(tokio::time::Instant::now());
+        route
+            .hedge_budget
+            .record_request(tokio::time::Instant::now());
+
+        let first = self.attempt(first_peer, &out);
+        tokio::pin!(first);
+        let wait = delay(cfg, group);
+        let early = tokio::select! {
+            done = &mut first => Some(done),
+            () = tokio::time::sleep(wait) => None,
+        };
+        let winner = match early {
+            Some(done) if is_good(group, &done) => done,
+            Some(done) => {
+                // The first attempt failed before the hedge delay: a plain retry.
+                count_failed(group, &done);
+                if !may_retry(ctx, route) {
+                    done
+                } else {
+                    match group.select(|p| !ctx.tried.contains(p)) {
+                        Some(peer) => {
+                            metrics().retries.with_label_values(&[&group.name]).inc();
+                            ctx.attempts += 1;
+                            ctx.tried.push(peer);
+                            self.attempt(peer, &out).await
+                        }
+                        None => done,
+                    }
+                }
+            }
+            None => {
+                let hedges = &metrics().hedges;
+                let second_peer = group.select(|p| !ctx.tried.contains(p));
+                match second_peer {
+                    Some(peer) if route.hedge_budget.try_take(tokio::time::Instant::now()) => {
+                        hedges.with_label_values(&[&group.name, "sent"]).inc();
+                        ctx.attempts += 1;
+                        ctx.hedged = true;
+                        ctx.tried.push(peer);
+                        let second = self.attempt(peer, &out);
+                        tokio::pin!(second);
+                        let winner = race(group, &mut first, &mut second).await;
+                        let result = if winner.0 == peer { "won" } else { "lost" };
+                        hedges.with_label_values(&[&group.name, result]).inc();
+                        winner
+                    }
+                    Some(_) => {
+                        // The peer's half-open probe slot (if any) was taken but unused.
+                        hedges
+                            .with_label_values(&[&group.name, "skipped_budget"])
+                            .inc();
+                        first.await
+                    }
+                    None => first.await,
+                }
+            }
+        };
+        write_answer(session, ctx, group, winner).await
+    }
+}
+
+fn may_retry(ctx: &RequestCtx, route: &Route) -> bool {
+    ctx.attempts <= route.upstream.config.retries
+        && route.retry_budget.try_take(tokio::time::Instant::now())
+}
+
+fn is_good(group: &UpstreamGroup, attempt: &Attempt) -> bool {
+    matches!(&attempt.2, Ok(r) if !group.is_failure_status(r.status().as_u16()))
+}
+
+/// Counts a failed attempt that will not be the answer.
+fn count_failed(group: &UpstreamGroup, attempt: &Attempt) {
+    group.record(&attempt.0, true);
+    let outcome = if attempt.2.is_ok() {
+        "http_5xx"
+    } else {
+        "error"
+    };
+    metrics()
+        .upstream_requests
+        .with_label_values(&[&group.name, group.label(&attempt.0), outcome])
+        .inc();
+}
+
+/// The first good answer of two attempts; if both fail, the second to finish.
+async fn race(
+    group: &UpstreamGroup,
+    first: &mut (impl std::future::Future<Output = Attempt> + Unpin),
+    second: &mut (impl std::future::Future<Output = Attempt> + Unpin),
+) -> Attempt {
+    tokio::select! {
+        a = &mut *first => {
+            if is_good(group, &a) { return a; }
+            count_failed(group, &a);
+            second.await
+        }
+        b = &mut *second => {
+            if is_good(group, &b) { return b; }
+            count_failed(group, &b);
+            first.await
+        }
+    }
+}
+
+async fn outgoing(session: &mut Session, route: &Route) -> pingora_core::Result<Outgoing> {
+    let req = session.req_header();
+    let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path = if route.config.strip_prefix {
+        strip_prefix(path_and_query, &route.config.path_prefix).into_owned()
+    } else {
+        path_and_query.to_string()
+    };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for (name, value) in req.headers.iter() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let method = req.method.clone();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Outgoing {
+        method,
+        path,
+        headers,
+        body: body.freeze(),
+        timeout: route.upstream.config.read_timeout,
+    })
+}
+
+/// Streams the winning attempt downstream, or returns the refusal when it failed.
+async fn write_answer(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    group: &UpstreamGroup,
+    (peer, elapsed, result): Attempt,
+) -> pingora_core::Result<Result<(), Refusal>> {
+    ctx.peer = Some(peer);
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            group.record(&peer, true);
+            ctx.attempt_counted = true;
+            metrics()
+                .upstream_requests
+                .with_label_values(&[&group.name, group.label(&peer), "error"])
+                .inc();
+            let (status, code, what) = if e.is_timeout() {
+                (504, "upstream_timeout", "did not answer in time")
+            } else {
+                (502, "upstream_error", "failed")
+            };
+            return Ok(Err(Refusal::new(
+                status,
+                code,
+                format!("upstream {peer} {what}"),
+            )));
+        }
+    };
+    group.latency.record(elapsed);
+    let status = response.status().as_u16();
+    ctx.upstream_status = Some(status);
+    let mut header = ResponseHeader::build(status, Some(response.headers().len() + 4))?;
+    for (name, value) in response.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            header.append_header(name.clone(), value.clone())?;
+        }
+    }
+    if !response.headers().contains_key(CONTENT_LENGTH)
+        && session.req_header().method != Method::HEAD
+    {
+        header.insert_header(HeaderName::from_static("transfer-encoding"), "chunked")?;
+    }
+    crate::gateway::decorate(ctx, &mut header)?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
+            Ok(None) => break,
+            Err(e) => {
+                // Headers are out; all that is left is to cut the response short.
+                return Err(pingora_core::Error::because(
+                    pingora_core::ErrorType::ReadError,
+                    "reading the hedged upstream response",
+                    e,
+                ));
+            }
+        }
+    }
+    session.write_response_body(None, true).await?;
+    Ok(Ok(()))
+}
