@@ -93,8 +93,17 @@ for round in $(seq 1 "$ROUNDS"); do
   run_one nginx "http://127.0.0.1:$NGINX_PORT$PATH_Q" $(nginx_pids)
 done
 
+# The hedging scenario: peer 8202 delays 10% of its requests by 300 ms.
+curl -fsS -o /dev/null -X PUT http://127.0.0.1:8202/admin/config -d '{"delay_ms":300,"delay_percent":10}'
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== hedging round $round/$ROUNDS (peer 8202 delays 10% by 300 ms)"
+  run_one plain-slow "http://127.0.0.1:9999/demo/plain/x" "$SLUICE_PID"
+  run_one hedged-slow "http://127.0.0.1:9999/demo/hedged/x" "$SLUICE_PID"
+done
+curl -fsS -o /dev/null -X PUT http://127.0.0.1:8202/admin/config -d '{"delay_ms":0,"delay_percent":0}'
+
 declare -A M
-for n in direct sluice keyed nginx; do
+for n in direct sluice keyed nginx plain-slow hedged-slow; do
   M[$n.rps]=$(median "${RPS[$n]}"); M[$n.p50]=$(median "${P50[$n]}")
   M[$n.p99]=$(median "${P99[$n]}"); M[$n.cpu]=$(median "${CPU[$n]}")
 done
@@ -112,6 +121,9 @@ TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
 | sluice (two instances) | ${M[sluice.rps]} | ${M[sluice.p50]} | ${M[sluice.p99]} | ${M[sluice.cpu]} |
 | sluice, API key + Redis rate limit (/api/) | ${M[keyed.rps]} | ${M[keyed.p50]} | ${M[keyed.p99]} | ${M[keyed.cpu]} |
 | nginx (two instances) | ${M[nginx.rps]} | ${M[nginx.p50]} | ${M[nginx.p99]} | ${M[nginx.cpu]} |
+
+| hedging off, one peer delays 10% by 300 ms (/demo/plain) | ${M[plain-slow.rps]} | ${M[plain-slow.p50]} | ${M[plain-slow.p99]} | ${M[plain-slow.cpu]} |
+| hedging on (p95, budget 10%) (/demo/hedged) | ${M[hedged-slow.rps]} | ${M[hedged-slow.p50]} | ${M[hedged-slow.p99]} | ${M[hedged-slow.cpu]} |
 
 sluice/nginx throughput: **$SN** · sluice/direct throughput: **$SD** · sluice p99 − direct p99: **$P99D ms**
 keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"

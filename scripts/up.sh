@@ -47,6 +47,8 @@ for port in 8081 8082; do
   DATABASE_URL="$DATABASE_URL" start_bg "todo-$port" "$BIN/todo" --port "$port"
 done
 for port in 8081 8082; do wait_http "todo-$port" "http://127.0.0.1:$port/health"; done
+for port in 8201 8202; do start_bg "testupstream-$port" "$BIN/testupstream" --port "$port"; done
+for port in 8201 8202; do wait_http "testupstream-$port" "http://127.0.0.1:$port/health"; done
 
 "$BIN/sluice" --config conf/sluice.yaml --test >/dev/null
 start_bg sluice "$BIN/sluice" --config conf/sluice.yaml
@@ -59,6 +61,7 @@ sluice is up.
   proxy    http://127.0.0.1:9999      (config: conf/sluice.yaml)
   admin    http://127.0.0.1:9901      (/health, /metrics; /admin/* with the token in .run/admin-token)
   todo     http://127.0.0.1:8081  http://127.0.0.1:8082
+  demo     http://127.0.0.1:8201  http://127.0.0.1:8202   (controllable test upstreams; /demo/hedged, /demo/plain)
   postgres $DATABASE_URL
   redis    $REDIS_URL
   logs     $LOGS/
