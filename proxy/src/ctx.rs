@@ -44,7 +44,7 @@ pub struct RequestCtx {
     /// The matched route, once the route stage ran.
     pub route: Option<Arc<Route>>,
     /// The caller's key, once the auth stage admitted it.
-    pub key: Option<KeyRecord>,
+    pub key: Option<std::sync::Arc<KeyRecord>>,
     /// The caller's bucket, once the rate-limit stage ran (for the response headers).
     pub rate: Option<RateState>,
     /// Time spent in each stage that waits on something, for `Server-Timing`.

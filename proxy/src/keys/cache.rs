@@ -6,7 +6,7 @@
 
 use super::KeyRecord;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long a found key is trusted without asking Redis again.
@@ -17,7 +17,7 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 100_000;
 
 struct Entry {
-    record: Option<KeyRecord>,
+    record: Option<Arc<KeyRecord>>,
     at: Instant,
 }
 
@@ -25,9 +25,9 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cached {
     /// Fresh answer: the key exists (`Some`) or not (`None`).
-    Fresh(Option<KeyRecord>),
+    Fresh(Option<Arc<KeyRecord>>),
     /// A known key whose entry expired; usable when Redis cannot be asked.
-    Stale(KeyRecord),
+    Stale(Arc<KeyRecord>),
     /// Nothing known.
     Miss,
 }
@@ -60,7 +60,7 @@ impl KeyCache {
     }
 
     /// Remembers the answer for `hash`.
-    pub fn put(&self, hash: [u8; 32], record: Option<KeyRecord>) {
+    pub fn put(&self, hash: [u8; 32], record: Option<Arc<KeyRecord>>) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -110,9 +110,9 @@ mod tests {
         let cache = KeyCache::default();
         let (h1, h2) = ([1u8; 32], [2u8; 32]);
         assert_eq!(cache.get(&h1), Cached::Miss);
-        cache.put(h1, Some(record()));
+        cache.put(h1, Some(Arc::new(record())));
         cache.put(h2, None);
-        assert_eq!(cache.get(&h1), Cached::Fresh(Some(record())));
+        assert_eq!(cache.get(&h1), Cached::Fresh(Some(Arc::new(record()))));
         assert_eq!(cache.get(&h2), Cached::Fresh(None));
         cache.invalidate(&h1);
         assert_eq!(cache.get(&h1), Cached::Miss);

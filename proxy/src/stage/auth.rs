@@ -10,6 +10,9 @@ use crate::keys::store::KeyStore;
 use crate::keys::{extract_key, hash_key, KeyHeaderError, KeyRecord, KeyStatus};
 use crate::metrics::metrics;
 use std::sync::Arc;
+
+/// A key record shared between the cache and the requests using it.
+pub type SharedKey = Arc<KeyRecord>;
 use std::time::Duration;
 
 /// The auth stage's shared state.
@@ -34,7 +37,7 @@ impl Auth {
         &self,
         headers: &http::HeaderMap,
         timeout: Duration,
-    ) -> Result<KeyRecord, Refusal> {
+    ) -> Result<SharedKey, Refusal> {
         let key = match extract_key(headers) {
             Ok(key) => key,
             Err(KeyHeaderError::Missing) => {
@@ -82,12 +85,13 @@ impl Auth {
         }
     }
 
-    async fn lookup(&self, hash: &[u8; 32], timeout: Duration) -> Result<Option<KeyRecord>, ()> {
+    async fn lookup(&self, hash: &[u8; 32], timeout: Duration) -> Result<Option<SharedKey>, ()> {
         let Some(store) = &self.store else {
             return Err(());
         };
         match store.lookup(hash, timeout).await {
             Ok(record) => {
+                let record = record.map(Arc::new);
                 self.cache.put(*hash, record.clone());
                 Ok(record)
             }

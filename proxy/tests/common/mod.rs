@@ -17,6 +17,7 @@ tiers:
   free: {{ rate_per_s: 10, burst: 100 }}
   exact: {{ rate_per_s: 100, burst: 100 }}
   tiny: {{ rate_per_s: 1, burst: 5 }}
+  fast: {{ rate_per_s: 1000, burst: 1000 }}
 ratelimit: {{ on_redis_error: {on_redis_error}, expected_instances: 1 }}
 upstreams:
   g: {{ peers: ["{upstream}"] }}

@@ -8,6 +8,7 @@
 //! `sluice_ratelimit_decisions_total{tier,decision,mode}`.
 
 pub mod bucket;
+pub mod lease;
 
 use crate::config::{OnRedisError, RateLimitConfig, Tier};
 use crate::metrics::metrics;
@@ -60,6 +61,7 @@ pub struct RateLimiter {
     conn: Option<Arc<RedisConn>>,
     script: redis::Script,
     local: Mutex<HashMap<String, LocalBucket>>,
+    leases: lease::Leases,
 }
 
 /// Bound on local buckets; past it the map starts over (only reached in long outages
@@ -88,6 +90,7 @@ impl RateLimiter {
             conn,
             script: redis::Script::new(include_str!("bucket.lua")),
             local: Mutex::new(HashMap::new()),
+            leases: lease::Leases::default(),
         }
     }
 
@@ -100,20 +103,29 @@ impl RateLimiter {
         cfg: &RateLimitConfig,
         timeout: Duration,
     ) -> RateOutcome {
-        let (outcome, mode) = match self.redis_take(subject, tier, timeout).await {
-            Some((allowed, tokens, retry_us)) => {
-                let st = state(tier_name, tier, tokens);
-                let outcome = if allowed {
-                    RateOutcome::Allowed(st)
-                } else {
-                    RateOutcome::Limited(st, whole_seconds(retry_us as f64 / 1e6))
-                };
-                (outcome, "redis")
-            }
-            None => (
-                self.fallback(subject, tier_name, tier, cfg),
-                cfg.on_redis_error.as_str(),
-            ),
+        let now = tokio::time::Instant::now();
+        let (outcome, mode) = match self.local_decision(subject, tier_name, tier, now) {
+            Some(outcome) => (outcome, "redis"),
+            None => match self
+                .redis_take(subject, tier, lease::lease_size(tier), timeout)
+                .await
+            {
+                Some((granted, tokens, retry_after)) => {
+                    self.leases
+                        .remember(subject, now, granted, tokens, retry_after);
+                    let st = state(tier_name, tier, tokens);
+                    let outcome = if granted > 0 {
+                        RateOutcome::Allowed(st)
+                    } else {
+                        RateOutcome::Limited(st, whole_seconds(retry_after.as_secs_f64()))
+                    };
+                    (outcome, "redis")
+                }
+                None => (
+                    self.fallback(subject, tier_name, tier, cfg),
+                    cfg.on_redis_error.as_str(),
+                ),
+            },
         };
         let decision = match &outcome {
             RateOutcome::Allowed(_) => "allowed",
@@ -127,15 +139,40 @@ impl RateLimiter {
         outcome
     }
 
+    /// A decision this instance can make exactly without Redis (see `lease`).
+    fn local_decision(
+        &self,
+        subject: &str,
+        tier_name: &str,
+        tier: &Tier,
+        now: tokio::time::Instant,
+    ) -> Option<RateOutcome> {
+        let conn = self.conn.as_ref()?;
+        if conn.is_down() {
+            return None;
+        }
+        Some(match self.leases.try_local(subject, now)? {
+            lease::LocalDecision::Allowed { remaining } => {
+                RateOutcome::Allowed(state(tier_name, tier, remaining))
+            }
+            lease::LocalDecision::Denied { retry_after } => RateOutcome::Limited(
+                state(tier_name, tier, 0.0),
+                whole_seconds(retry_after.as_secs_f64()),
+            ),
+        })
+    }
+
+    /// Asks Redis for up to `want` tokens: (granted, tokens left, time until one token).
     async fn redis_take(
         &self,
         subject: &str,
         tier: &Tier,
+        want: u64,
         timeout: Duration,
-    ) -> Option<(bool, f64, u64)> {
+    ) -> Option<(u64, f64, Duration)> {
         let conn = self.conn.as_ref()?;
         let mut invocation = self.script.key(format!("sluice:bucket:{subject}"));
-        invocation.arg(tier.rate_per_s).arg(tier.burst).arg(1);
+        invocation.arg(tier.rate_per_s).arg(tier.burst).arg(want);
         // `invoke_async` sends EVALSHA and falls back to EVAL on NOSCRIPT.
         let result = conn
             .call(timeout, |mut c| async move {
@@ -143,10 +180,10 @@ impl RateLimiter {
             })
             .await;
         match result {
-            Ok((allowed, tokens, retry_us)) => Some((
-                allowed == 1,
+            Ok((granted, tokens, retry_us)) => Some((
+                u64::try_from(granted).unwrap_or(0),
                 tokens.parse().unwrap_or(0.0),
-                u64::try_from(retry_us).unwrap_or(0),
+                Duration::from_micros(u64::try_from(retry_us).unwrap_or(0)),
             )),
             Err(e) => {
                 tracing::debug!(error = %e, "rate limit: redis unavailable, using the fallback");
