@@ -66,8 +66,6 @@ pub struct RequestCtx {
     pub retry_on_status: bool,
     /// A hedge was sent for this request.
     pub hedged: bool,
-    /// When the current attempt was sent (for the upstream's latency stats).
-    pub attempt_started: Option<std::time::Instant>,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -90,7 +88,6 @@ impl RequestCtx {
             upstream_status: None,
             retry_on_status: false,
             hedged: false,
-            attempt_started: None,
             _in_flight: InFlight::enter(),
         }
     }

@@ -278,7 +278,6 @@ impl ProxyHttp for Gateway {
         ctx.attempts += 1;
         ctx.attempt_counted = false;
         ctx.upstream_status = None;
-        ctx.attempt_started = Some(std::time::Instant::now());
         ctx.peer = Some(addr);
         ctx.tried.push(addr);
         Ok(group.peer(addr))
@@ -346,9 +345,6 @@ impl ProxyHttp for Gateway {
             return Ok(());
         };
         let group = &route.upstream;
-        if let Some(started) = ctx.attempt_started {
-            group.latency.record(started.elapsed());
-        }
         if group.config.retry_on_status.contains(&status)
             && session.req_header().method.is_idempotent()
             && may_retry(ctx)

@@ -58,6 +58,7 @@ impl Snapshot {
                         percent: route.hedge.as_ref().map_or(0.0, |h| h.max_extra_percent),
                         min_per_s: 0.0,
                     }),
+                    latency: Default::default(),
                     config: route.clone(),
                     upstream,
                 })

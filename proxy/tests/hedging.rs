@@ -87,6 +87,31 @@ fn hedging_cuts_the_slow_tail_within_its_budget_and_cancels_the_loser() {
         metrics.contains("sluice_hedges_total{result=\"won\",upstream=\"g\"}"),
         "{metrics}"
     );
+
+    // Unhedged traffic to the same upstream group, running alongside, must not leak its
+    // slow tail into the hedged route's p95 delay.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background: Vec<_> = (0..4)
+        .map(|_| {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    http::get(s.proxy, "/n/y").expect("GET");
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let alongside = p99(drive(&s, "/h/z", 2000));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    background
+        .into_iter()
+        .for_each(|t| t.join().expect("background client"));
+    eprintln!("p99 hedged alongside unhedged traffic: {alongside:?}");
+    assert!(
+        alongside < Duration::from_millis(50),
+        "hedged p99 with unhedged traffic alongside: {alongside:?}"
+    );
 }
 
 #[test]

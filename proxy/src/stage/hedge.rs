@@ -50,11 +50,11 @@ pub fn eligible(req: &RequestHeader, cfg: &HedgeConfig) -> bool {
     }
 }
 
-/// The delay before the hedge: fixed, or p95 with the floor.
-pub fn delay(cfg: &HedgeConfig, group: &UpstreamGroup) -> Duration {
+/// The delay before the hedge: fixed, or the route's p95 with the floor.
+pub fn delay(cfg: &HedgeConfig, route: &Route) -> Duration {
     match cfg.delay {
         HedgeDelay::Fixed(d) => d,
-        HedgeDelay::P95 => group
+        HedgeDelay::P95 => route
             .latency
             .p95()
             .map_or(cfg.min_delay, |p| p.max(cfg.min_delay)),
@@ -132,7 +132,7 @@ impl Hedger {
 
         let first = self.attempt(first_peer, &out);
         tokio::pin!(first);
-        let wait = delay(cfg, group);
+        let wait = delay(cfg, route);
         let early = tokio::select! {
             done = &mut first => Some(done),
             () = tokio::time::sleep(wait) => None,
@@ -183,7 +183,7 @@ impl Hedger {
                 }
             }
         };
-        write_answer(session, ctx, group, winner).await
+        write_answer(session, ctx, route, winner).await
     }
 }
 
@@ -262,9 +262,10 @@ async fn outgoing(session: &mut Session, route: &Route) -> pingora_core::Result<
 async fn write_answer(
     session: &mut Session,
     ctx: &mut RequestCtx,
-    group: &UpstreamGroup,
+    route: &Route,
     (peer, elapsed, result): Attempt,
 ) -> pingora_core::Result<Result<(), Refusal>> {
+    let group = &route.upstream;
     ctx.peer = Some(peer);
     let mut response = match result {
         Ok(response) => response,
@@ -287,7 +288,7 @@ async fn write_answer(
             )));
         }
     };
-    group.latency.record(elapsed);
+    route.latency.record(elapsed);
     let status = response.status().as_u16();
     ctx.upstream_status = Some(status);
     let mut header = ResponseHeader::build(status, Some(response.headers().len() + 4))?;

@@ -2,5 +2,6 @@
 
 pub mod auth;
 pub mod hedge;
+pub mod latency;
 pub mod ratelimit;
 pub mod route;

@@ -16,6 +16,8 @@ pub struct Route {
     pub retry_budget: Budget,
     /// Bounds this route's hedges.
     pub hedge_budget: Budget,
+    /// Response times of this route's hedged answers (for `delay: p95`).
+    pub latency: crate::stage::latency::LatencyTracker,
 }
 
 /// Finds the route for a request. Built once per config snapshot.
@@ -135,6 +137,7 @@ mod tests {
                 percent: 10.0,
                 min_per_s: 0.0,
             }),
+            latency: Default::default(),
             upstream: g.clone(),
         }
     }

@@ -2,7 +2,6 @@
 //! checks (see [`health`]) deciding which peers may take traffic.
 
 pub mod health;
-pub mod latency;
 
 use crate::breaker::{Breaker, BreakerState, Transition};
 use crate::config::UpstreamConfig;
@@ -26,8 +25,6 @@ pub struct UpstreamGroup {
     /// Each peer's label (pre-rendered so the request path does not format addresses)
     /// and circuit breaker.
     peers: Vec<PeerState>,
-    /// Recent response times, for the adaptive hedge delay.
-    pub latency: latency::LatencyTracker,
     check_running: AtomicBool,
     last_check: Mutex<Option<Instant>>,
 }
@@ -94,7 +91,6 @@ impl UpstreamGroup {
             config,
             lb,
             peers,
-            latency: latency::LatencyTracker::default(),
             check_running: AtomicBool::new(false),
             last_check: Mutex::new(None),
         })

@@ -1,4 +1,9 @@
-//! Recent response times of an upstream group, for the adaptive hedge delay (p95).
+//! Recent response times of a hedged route's answers, for its adaptive hedge delay (p95).
+//!
+//! Per route, not per upstream group: an unhedged route on the same group would feed its
+//! slow tail in, and once 5% of answers are slow the p95 *is* the tail, which would make
+//! the hedge wait as long as the slow request it should overtake. The hedged route
+//! records the answers it actually served (a hedge that won records its own time).
 //!
 //! A log-linear histogram (8 sub-buckets per power of two of microseconds, so a bucket
 //! is at most 12.5% wide) over two rotating 5-second windows: the quantile covers the
@@ -41,6 +46,12 @@ fn upper(i: usize) -> u64 {
     let msb = (i - 16) / 8 + 4;
     let sub = ((i - 16) % 8) as u64;
     (8 + sub + 1) << (msb - 3)
+}
+
+impl std::fmt::Debug for LatencyTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyTracker").finish_non_exhaustive()
+    }
 }
 
 impl Default for LatencyTracker {
