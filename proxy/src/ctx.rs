@@ -66,6 +66,8 @@ pub struct RequestCtx {
     pub retry_on_status: bool,
     /// A hedge was sent for this request.
     pub hedged: bool,
+    /// How the rate limiter decided (`redis`, `local`, `open`, `closed`), when it ran.
+    pub limiter: Option<&'static str>,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -88,6 +90,7 @@ impl RequestCtx {
             upstream_status: None,
             retry_on_status: false,
             hedged: false,
+            limiter: None,
             _in_flight: InFlight::enter(),
         }
     }

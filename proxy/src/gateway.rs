@@ -84,11 +84,12 @@ impl Gateway {
         let timeout = redis_timeout(ctx);
         let cfg = &snapshot.config.ratelimit;
         let started = std::time::Instant::now();
-        let outcome = self
+        let (outcome, mode) = self
             .services
             .limiter
             .check(&subject, &tier_name, tier, cfg, timeout)
             .await;
+        ctx.limiter = Some(mode);
         ctx.timings.push(("ratelimit", started.elapsed()));
         match outcome {
             RateOutcome::Allowed(state) => {
@@ -434,6 +435,10 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let events = &self.services.events;
+        if events.enabled() {
+            events.emit(crate::kafka::request_event(session, ctx, status, events.next_id()));
+        }
         let m = metrics();
         let route = ctx.route_name();
         m.requests

@@ -10,6 +10,7 @@ pub mod config;
 pub mod ctx;
 pub mod drain;
 pub mod gateway;
+pub mod kafka;
 pub mod keys;
 pub mod metrics;
 pub mod redis_conn;

@@ -9,6 +9,7 @@ use pingora_core::services::background::background_service;
 use sluice::admin::{AdminService, AdminState};
 use sluice::config;
 use sluice::drain::DrainService;
+use sluice::kafka::KafkaService;
 use sluice::gateway::Gateway;
 use sluice::keys::sync::RedisSyncService;
 use sluice::reload::{ReloadSignalService, Reloader};
@@ -99,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ..Opt::default()
     };
     let services = Services::new(&config).context("starting the shared services")?;
+    let kafka = config.kafka.clone();
     let snapshot = Snapshot::build(config, None, 1).context("building the upstream groups")?;
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
 
@@ -116,6 +118,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "health checks",
         HealthCheckService::new(snapshot.clone()),
     ));
+    if let Some(kafka) = kafka {
+        server.add_service(background_service(
+            "kafka producer",
+            KafkaService::new(services.events.clone(), kafka),
+        ));
+    }
     let reloader = Reloader::new(cli.config.clone(), snapshot.clone());
     server.add_service(background_service(
         "reload on SIGHUP",

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub breaker_transitions: IntCounterVec,
     /// `sluice_hedges_total{upstream,result}`: sent, won, lost, skipped_budget.
     pub hedges: IntCounterVec,
+    /// `sluice_kafka_events_total{result}`: queued, delivered, dropped.
+    pub kafka_events: IntCounterVec,
+    /// `sluice_kafka_queue_depth`: events waiting in sluice's queue and librdkafka's.
+    pub kafka_queue_depth: prometheus::IntGauge,
 }
 
 /// The process-wide metrics.
@@ -121,6 +125,14 @@ impl Metrics {
             ),
             &["upstream", "result"],
         );
+        let kafka_events = IntCounterVec::new(
+            Opts::new("sluice_kafka_events_total", "Request events: queued, delivered, dropped."),
+            &["result"],
+        );
+        let kafka_queue_depth = prometheus::IntGauge::new(
+            "sluice_kafka_queue_depth",
+            "Request events waiting for the broker.",
+        );
         // The names and label sets above are constants; registering them into a fresh
         // registry cannot collide.
         #[allow(clippy::expect_used)]
@@ -136,6 +148,8 @@ impl Metrics {
             let breaker_state = breaker_state?;
             let breaker_transitions = breaker_transitions?;
             let hedges = hedges?;
+            let kafka_events = kafka_events?;
+            let kafka_queue_depth = kafka_queue_depth?;
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(request_duration.clone()))?;
             registry.register(Box::new(upstream_requests.clone()))?;
@@ -147,6 +161,8 @@ impl Metrics {
             registry.register(Box::new(breaker_state.clone()))?;
             registry.register(Box::new(breaker_transitions.clone()))?;
             registry.register(Box::new(hedges.clone()))?;
+            registry.register(Box::new(kafka_events.clone()))?;
+            registry.register(Box::new(kafka_queue_depth.clone()))?;
             Ok(Self {
                 registry: registry.clone(),
                 requests,
@@ -160,6 +176,8 @@ impl Metrics {
                 breaker_state,
                 breaker_transitions,
                 hedges,
+                kafka_events,
+                kafka_queue_depth,
             })
         })()
         .expect("static metric definitions are valid");

@@ -139,6 +139,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.redis.as_ref().map(|r| &r.url) != new.redis.as_ref().map(|r| &r.url) {
         changed.push("redis.url");
     }
+    if old.kafka != new.kafka {
+        changed.push("kafka");
+    }
     changed
 }
 

@@ -2,6 +2,7 @@
 //! connection, the key cache and store, the rate limiter.
 
 use crate::config::Config;
+use crate::kafka::EventSink;
 use crate::keys::cache::KeyCache;
 use crate::keys::store::KeyStore;
 use crate::redis_conn::RedisConn;
@@ -35,6 +36,8 @@ pub struct Services {
     pub limiter: RateLimiter,
     /// The hedge stage's client.
     pub hedger: Hedger,
+    /// Request events on their way to Kafka.
+    pub events: Arc<EventSink>,
 }
 
 impl Services {
@@ -51,6 +54,7 @@ impl Services {
             auth: Auth::new(key_cache.clone(), key_store.clone()),
             limiter: RateLimiter::new(redis.clone()),
             hedger: Hedger::new()?,
+            events: Arc::new(EventSink::new(config.kafka.as_ref().map(|k| k.queue_capacity))),
             redis,
             key_cache,
             key_store,

@@ -11,7 +11,7 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use validate::{
-    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
+    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay, KafkaConfig,
     OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig,
     ServerConfig, Tier, UpstreamConfig,
 };

@@ -30,6 +30,35 @@ pub struct RawConfig {
     /// Rate limiter behaviour.
     #[serde(default)]
     pub ratelimit: RawRateLimit,
+    /// Request events to Kafka; without it events are not produced.
+    #[serde(default)]
+    pub kafka: Option<RawKafka>,
+}
+
+/// `kafka:` section.
+#[derive(Debug, Deserialize)]
+pub struct RawKafka {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Topic for request events.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Events held in sluice's queue (and in librdkafka's) while the broker is away.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// How long the producer waits to fill a batch.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+}
+
+fn default_topic() -> String {
+    "sluice.requests".into()
+}
+fn default_queue_capacity() -> usize {
+    100_000
+}
+fn default_linger_ms() -> u64 {
+    5
 }
 
 /// `redis:` section.

@@ -3,7 +3,8 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::raw::{
-    RawAdmin, RawBreaker, RawConfig, RawDelay, RawHealthCheck, RawHedge, RawRateLimit, RawRedis,
+    RawAdmin, RawBreaker, RawConfig, RawDelay, RawHealthCheck, RawHedge, RawKafka, RawRateLimit,
+    RawRedis,
     RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
 };
 use std::collections::{BTreeMap, HashSet};
@@ -32,6 +33,39 @@ pub struct Config {
     pub tiers: BTreeMap<String, Tier>,
     /// Rate limiter behaviour.
     pub ratelimit: RateLimitConfig,
+    /// Kafka, when request events are produced.
+    pub kafka: Option<KafkaConfig>,
+}
+
+/// Validated `kafka:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue capacity (sluice's channel, and librdkafka's queue).
+    pub queue_capacity: usize,
+    /// Producer linger.
+    pub linger_ms: u64,
+}
+
+fn kafka(raw: &RawKafka, errors: &mut Errors<'_>) -> KafkaConfig {
+    if raw.brokers.trim().is_empty() {
+        errors.push("kafka.brokers", "must name at least one host:port");
+    }
+    if raw.topic.is_empty() || raw.topic.len() > 249 {
+        errors.push("kafka.topic", "must be 1 to 249 characters");
+    }
+    if raw.queue_capacity == 0 || raw.queue_capacity > 10_000_000 {
+        errors.push("kafka.queue_capacity", "must be from 1 to 10000000");
+    }
+    KafkaConfig {
+        brokers: raw.brokers.clone(),
+        topic: raw.topic.clone(),
+        queue_capacity: raw.queue_capacity,
+        linger_ms: raw.linger_ms,
+    }
 }
 
 /// Validated `redis:` section.
@@ -279,6 +313,7 @@ pub fn validate(
     let admin = admin(&raw.admin, &mut errors);
     let tiers = tiers(raw.tiers.as_ref(), &mut errors);
     let ratelimit = ratelimit(&raw.ratelimit, &mut errors);
+    let kafka = raw.kafka.as_ref().map(|k| kafka(k, &mut errors));
     let routes = routes(
         &raw.routes,
         &raw.upstreams,
@@ -302,6 +337,7 @@ pub fn validate(
             admin,
             tiers,
             ratelimit,
+            kafka,
         }),
         None => Err(ConfigErrors::whole_file(
             file,

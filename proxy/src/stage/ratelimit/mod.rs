@@ -94,7 +94,8 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token from `subject`'s bucket.
+    /// Takes one token from `subject`'s bucket; also says how it decided (`redis`,
+    /// `local`, `open`, `closed`).
     pub async fn check(
         &self,
         subject: &str,
@@ -102,7 +103,7 @@ impl RateLimiter {
         tier: &Tier,
         cfg: &RateLimitConfig,
         timeout: Duration,
-    ) -> RateOutcome {
+    ) -> (RateOutcome, &'static str) {
         let now = tokio::time::Instant::now();
         let (outcome, mode) = match self.local_decision(subject, tier_name, tier, now) {
             Some(outcome) => (outcome, "redis"),
@@ -136,7 +137,7 @@ impl RateLimiter {
             .ratelimit_decisions
             .with_label_values(&[tier_name, decision, mode])
             .inc();
-        outcome
+        (outcome, mode)
     }
 
     /// A decision this instance can make exactly without Redis (see `lease`).
@@ -262,7 +263,7 @@ mod tests {
         )
         .await
         .into_iter()
-        .map(|o| matches!(o, RateOutcome::Allowed(_)))
+        .map(|(o, _)| matches!(o, RateOutcome::Allowed(_)))
         .collect();
         assert_eq!(
             local,
@@ -272,12 +273,12 @@ mod tests {
 
         cfg.on_redis_error = OnRedisError::Open;
         assert!(matches!(
-            limiter.check("k", "free", &tier, &cfg, t).await,
+            limiter.check("k", "free", &tier, &cfg, t).await.0,
             RateOutcome::Allowed(_)
         ));
         cfg.on_redis_error = OnRedisError::Closed;
         assert!(matches!(
-            limiter.check("k", "free", &tier, &cfg, t).await,
+            limiter.check("k", "free", &tier, &cfg, t).await.0,
             RateOutcome::Unavailable
         ));
     }

@@ -1,0 +1,246 @@
+//! Request events to Kafka, without ever making a request wait for the broker.
+//!
+//! The logging phase builds one [`RequestEvent`] per request and `try_send`s it into a
+//! bounded channel ([`EventSink::emit`]). [`KafkaService`], a Pingora background service,
+//! moves events from the channel into librdkafka's queue (idempotent producer, batched,
+//! compressed, keyed by API key id or client IP). When the broker is down or slow, events
+//! wait in librdkafka's queue and then in the channel (`kafka.queue_capacity` each) and
+//! are delivered in order when it returns; only when both are full are events dropped,
+//! counted in `sluice_kafka_events_total{result="dropped"}` and logged once per episode.
+//! Shutdown flushes what is queued.
+
+use crate::config::KafkaConfig;
+use crate::metrics::metrics;
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use sluice_event::RequestEvent;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+/// How long shutdown waits for queued events to reach the broker.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the logging phase puts events. Cheap to call; never blocks.
+pub struct EventSink {
+    tx: Option<mpsc::Sender<RequestEvent>>,
+    rx: Mutex<Option<mpsc::Receiver<RequestEvent>>>,
+    instance: String,
+    sequence: AtomicU64,
+    dropping: Arc<AtomicBool>,
+}
+
+impl EventSink {
+    /// A sink with room for `capacity` events (none: Kafka is not configured).
+    pub fn new(capacity: Option<usize>) -> Self {
+        let (tx, rx) = match capacity {
+            Some(n) => {
+                let (tx, rx) = mpsc::channel(n.max(1));
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let mut id = [0u8; 4];
+        let instance = match getrandom::fill(&mut id) {
+            Ok(()) => hex::encode(id),
+            Err(_) => format!("{:08x}", std::process::id()),
+        };
+        Self {
+            tx,
+            rx: Mutex::new(rx),
+            instance,
+            sequence: AtomicU64::new(0),
+            dropping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether events are wanted at all.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// A unique event id: this process's random instance id and a sequence number.
+    pub fn next_id(&self) -> String {
+        format!("{}-{}", self.instance, self.sequence.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Queues `event` for the producer; drops (and counts) it when the queue is full.
+    pub fn emit(&self, event: RequestEvent) {
+        let Some(tx) = &self.tx else { return };
+        let m = metrics();
+        match tx.try_send(event) {
+            Ok(()) => {
+                m.kafka_events.with_label_values(&["queued"]).inc();
+                if self.dropping.swap(false, Ordering::Relaxed) {
+                    info!("kafka event queue has room again");
+                }
+            }
+            Err(_) => {
+                m.kafka_events.with_label_values(&["dropped"]).inc();
+                if !self.dropping.swap(true, Ordering::Relaxed) {
+                    warn!("kafka event queue full: dropping events until it drains");
+                }
+            }
+        }
+        m.kafka_queue_depth
+            .set(i64::try_from(tx.max_capacity() - tx.capacity()).unwrap_or(i64::MAX));
+    }
+
+    fn take_receiver(&self) -> Option<mpsc::Receiver<RequestEvent>> {
+        self.rx.lock().ok()?.take()
+    }
+}
+
+/// The event for a finished request (`status` as sent downstream, 0 for none).
+pub fn request_event(
+    session: &pingora_proxy::Session,
+    ctx: &crate::ctx::RequestCtx,
+    status: u16,
+    id: String,
+) -> RequestEvent {
+    let elapsed = ctx.started.elapsed();
+    let ts = std::time::SystemTime::now()
+        .checked_sub(elapsed)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let req = session.req_header();
+    RequestEvent {
+        v: sluice_event::VERSION,
+        id,
+        ts,
+        route: ctx.route_name().to_string(),
+        method: req.method.as_str().to_string(),
+        path: req.uri.path().to_string(),
+        status,
+        key_id: ctx.key.as_ref().map(|k| k.id.clone()),
+        tier: ctx.rate.as_ref().map(|r| r.tier.clone()).or_else(|| ctx.key.as_ref().map(|k| k.tier.clone())),
+        client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+        upstream: match (&ctx.route, &ctx.peer) {
+            (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
+            _ => None,
+        },
+        latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        bytes_in: session.body_bytes_read() as u64,
+        bytes_out: session.body_bytes_sent() as u64,
+        limited: ctx.refusal.as_ref().is_some_and(|r| r.code == "rate_limited"),
+        limiter: ctx.limiter.map(str::to_string),
+        hedged: ctx.hedged,
+        retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged))).unwrap_or(u32::MAX),
+    }
+}
+
+/// Counts deliveries as librdkafka reports them (no future per message).
+struct Deliveries;
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => metrics().kafka_events.with_label_values(&["delivered"]).inc(),
+            Err((e, _)) => {
+                metrics().kafka_events.with_label_values(&["dropped"]).inc();
+                error!(error = %e, "kafka delivery failed for good; event dropped");
+            }
+        }
+    }
+}
+
+/// The producer's librdkafka settings.
+pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", cfg.linger_ms.to_string())
+        .set("compression.type", "lz4")
+        // Keep retrying until delivered: an outage delays events, it does not lose them.
+        .set("message.timeout.ms", "0")
+        .set("queue.buffering.max.messages", cfg.queue_capacity.to_string())
+        .set("queue.buffering.max.kbytes", "1048576");
+    c
+}
+
+/// Background service moving events from the sink into Kafka.
+pub struct KafkaService {
+    sink: Arc<EventSink>,
+    cfg: KafkaConfig,
+}
+
+impl KafkaService {
+    /// Produces `sink`'s events per `cfg`.
+    pub fn new(sink: Arc<EventSink>, cfg: KafkaConfig) -> Self {
+        Self { sink, cfg }
+    }
+
+    fn produce(&self, producer: &ThreadedProducer<Deliveries>, event: &RequestEvent) -> Result<(), KafkaError> {
+        let payload = event.encode();
+        let key = event
+            .key_id
+            .as_deref()
+            .or(event.client_ip.as_deref())
+            .unwrap_or("");
+        let mut record = BaseRecord::to(&self.cfg.topic).key(key).payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => return Ok(()),
+                // librdkafka's queue is full (broker away): wait; the channel behind us
+                // takes the overflow, and drops are counted there.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for KafkaService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(mut rx) = self.sink.take_receiver() else { return };
+        let producer: ThreadedProducer<Deliveries> =
+            match producer_config(&self.cfg).create_with_context(Deliveries) {
+                Ok(p) => p,
+                Err(e) => {
+                    error!(error = %e, "cannot create the kafka producer; events will be dropped");
+                    return;
+                }
+            };
+        info!(brokers = %self.cfg.brokers, topic = %self.cfg.topic, "kafka producer started");
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.changed() => break,
+                event = rx.recv() => match event { Some(e) => e, None => break },
+            };
+            // A full librdkafka queue makes `produce` wait; do that off the async threads.
+            let result = tokio::task::block_in_place(|| self.produce(&producer, &event));
+            if let Err(e) = result {
+                metrics().kafka_events.with_label_values(&["dropped"]).inc();
+                warn!(error = %e, "kafka rejected an event; dropped");
+            }
+            let depth = rx.len() as i64 + i64::from(producer.in_flight_count());
+            metrics().kafka_queue_depth.set(depth);
+        }
+        // Shutdown: hand over what the channel still holds, then flush.
+        rx.close();
+        while let Ok(event) = rx.try_recv() {
+            if self.produce(&producer, &event).is_err() {
+                metrics().kafka_events.with_label_values(&["dropped"]).inc();
+            }
+        }
+        if let Err(e) = producer.flush(FLUSH_TIMEOUT) {
+            warn!(error = %e, left = producer.in_flight_count(), "kafka flush on shutdown incomplete");
+        }
+    }
+}
