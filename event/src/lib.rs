@@ -140,16 +140,25 @@ mod tests {
         let json = br#"{"v":1,"id":"x","ts":1,"route":"r","method":"GET","path":"/","status":503,
                        "latency_us":5,"from_the_future":{"a":1}}"#;
         let e = RequestEvent::decode(json).expect("decodes");
-        assert_eq!((e.status, e.key_id, e.retries), (503, None, 0));
+        assert_eq!((e.status, e.key_id.as_deref(), e.retries), (503, None, 0));
         assert_eq!(e.status_class(), "5xx");
     }
 
     #[test]
     fn garbage_and_unknown_versions_are_errors_not_panics() {
-        assert!(matches!(RequestEvent::decode(b"not json"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(RequestEvent::decode(b"{}"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            RequestEvent::decode(b"not json"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            RequestEvent::decode(b"{}"),
+            Err(DecodeError::Malformed(_))
+        ));
         let mut e = event();
         e.v = 99;
-        assert!(matches!(RequestEvent::decode(&e.encode()), Err(DecodeError::Version(99))));
+        assert!(matches!(
+            RequestEvent::decode(&e.encode()),
+            Err(DecodeError::Version(99))
+        ));
     }
 }

@@ -437,7 +437,12 @@ impl ProxyHttp for Gateway {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let events = &self.services.events;
         if events.enabled() {
-            events.emit(crate::kafka::request_event(session, ctx, status, events.next_id()));
+            events.emit(crate::kafka::request_event(
+                session,
+                ctx,
+                status,
+                events.next_id(),
+            ));
         }
         let m = metrics();
         let route = ctx.route_name();

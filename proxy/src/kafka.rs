@@ -68,7 +68,11 @@ impl EventSink {
 
     /// A unique event id: this process's random instance id and a sequence number.
     pub fn next_id(&self) -> String {
-        format!("{}-{}", self.instance, self.sequence.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{}",
+            self.instance,
+            self.sequence.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// Queues `event` for the producer; drops (and counts) it when the queue is full.
@@ -120,8 +124,15 @@ pub fn request_event(
         path: req.uri.path().to_string(),
         status,
         key_id: ctx.key.as_ref().map(|k| k.id.clone()),
-        tier: ctx.rate.as_ref().map(|r| r.tier.clone()).or_else(|| ctx.key.as_ref().map(|k| k.tier.clone())),
-        client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+        tier: ctx
+            .rate
+            .as_ref()
+            .map(|r| r.tier.clone())
+            .or_else(|| ctx.key.as_ref().map(|k| k.tier.clone())),
+        client_ip: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string()),
         upstream: match (&ctx.route, &ctx.peer) {
             (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
             _ => None,
@@ -129,10 +140,14 @@ pub fn request_event(
         latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         bytes_in: session.body_bytes_read() as u64,
         bytes_out: session.body_bytes_sent() as u64,
-        limited: ctx.refusal.as_ref().is_some_and(|r| r.code == "rate_limited"),
+        limited: ctx
+            .refusal
+            .as_ref()
+            .is_some_and(|r| r.code == "rate_limited"),
         limiter: ctx.limiter.map(str::to_string),
         hedged: ctx.hedged,
-        retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged))).unwrap_or(u32::MAX),
+        retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged)))
+            .unwrap_or(u32::MAX),
     }
 }
 
@@ -146,7 +161,10 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => metrics().kafka_events.with_label_values(&["delivered"]).inc(),
+            Ok(_) => metrics()
+                .kafka_events
+                .with_label_values(&["delivered"])
+                .inc(),
             Err((e, _)) => {
                 metrics().kafka_events.with_label_values(&["dropped"]).inc();
                 error!(error = %e, "kafka delivery failed for good; event dropped");
@@ -165,7 +183,10 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("compression.type", "lz4")
         // Keep retrying until delivered: an outage delays events, it does not lose them.
         .set("message.timeout.ms", "0")
-        .set("queue.buffering.max.messages", cfg.queue_capacity.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            cfg.queue_capacity.to_string(),
+        )
         .set("queue.buffering.max.kbytes", "1048576");
     c
 }
@@ -182,7 +203,11 @@ impl KafkaService {
         Self { sink, cfg }
     }
 
-    fn produce(&self, producer: &ThreadedProducer<Deliveries>, event: &RequestEvent) -> Result<(), KafkaError> {
+    fn produce(
+        &self,
+        producer: &ThreadedProducer<Deliveries>,
+        event: &RequestEvent,
+    ) -> Result<(), KafkaError> {
         let payload = event.encode();
         let key = event
             .key_id
@@ -208,7 +233,9 @@ impl KafkaService {
 #[async_trait]
 impl BackgroundService for KafkaService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(mut rx) = self.sink.take_receiver() else { return };
+        let Some(mut rx) = self.sink.take_receiver() else {
+            return;
+        };
         let producer: ThreadedProducer<Deliveries> =
             match producer_config(&self.cfg).create_with_context(Deliveries) {
                 Ok(p) => p,

@@ -126,7 +126,10 @@ impl Metrics {
             &["upstream", "result"],
         );
         let kafka_events = IntCounterVec::new(
-            Opts::new("sluice_kafka_events_total", "Request events: queued, delivered, dropped."),
+            Opts::new(
+                "sluice_kafka_events_total",
+                "Request events: queued, delivered, dropped.",
+            ),
             &["result"],
         );
         let kafka_queue_depth = prometheus::IntGauge::new(

@@ -54,7 +54,9 @@ impl Services {
             auth: Auth::new(key_cache.clone(), key_store.clone()),
             limiter: RateLimiter::new(redis.clone()),
             hedger: Hedger::new()?,
-            events: Arc::new(EventSink::new(config.kafka.as_ref().map(|k| k.queue_capacity))),
+            events: Arc::new(EventSink::new(
+                config.kafka.as_ref().map(|k| k.queue_capacity),
+            )),
             redis,
             key_cache,
             key_store,

@@ -11,9 +11,9 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use validate::{
-    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay, KafkaConfig,
-    OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig,
-    ServerConfig, Tier, UpstreamConfig,
+    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
+    KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig,
+    RouteConfig, ServerConfig, Tier, UpstreamConfig,
 };
 
 use lines::LineIndex;

@@ -4,8 +4,7 @@ use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::raw::{
     RawAdmin, RawBreaker, RawConfig, RawDelay, RawHealthCheck, RawHedge, RawKafka, RawRateLimit,
-    RawRedis,
-    RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
+    RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
