@@ -1,0 +1,165 @@
+//! Request events to Kafka through rdkafka's in-process mock cluster: every request
+//! becomes exactly one event, a broker outage delays events without losing them, and an
+//! outage longer than the queue holds drops events that are counted exactly.
+
+mod common;
+
+use common::metric;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use sluice_event::RequestEvent;
+use sluice_testkit::fake::FakeUpstream;
+use sluice_testkit::http;
+use sluice_testkit::services::Sluice;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "sluice.requests";
+
+fn config(brokers: &str, upstream: &FakeUpstream, capacity: usize) -> String {
+    format!(
+        r#"server: {{ listen: "{{listen}}", admin_listen: "{{admin}}", threads: 2, grace_period_s: 1 }}
+kafka: {{ brokers: "{brokers}", topic: "{TOPIC}", queue_capacity: {capacity}, linger_ms: 5 }}
+upstreams:
+  g: {{ peers: ["{}"] }}
+routes:
+  - {{ name: app, path_prefix: /app, upstream: g }}
+"#,
+        upstream.addr
+    )
+}
+
+/// Reads events until `want` distinct ids arrived or `timeout` passed.
+async fn consume(brokers: &str, want: usize, timeout: Duration) -> Vec<RequestEvent> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let mut seen = HashSet::new();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while seen.len() < want && Instant::now() < deadline {
+        let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        else {
+            continue;
+        };
+        let event =
+            RequestEvent::decode(msg.payload().unwrap_or_default()).expect("a request event");
+        if seen.insert(event.id.clone()) {
+            events.push(event);
+        }
+    }
+    events
+}
+
+fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 4, 1).expect("topic");
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_becomes_one_event_and_matches_the_metrics() {
+    let cluster = cluster();
+    let up = FakeUpstream::start("up");
+    let s = Sluice::start(&config(&cluster.bootstrap_servers(), &up, 10_000));
+    let n = 300;
+    for i in 0..n {
+        let path = if i % 10 == 0 { "/nowhere" } else { "/app/x" };
+        http::get(s.proxy, path).expect("GET");
+    }
+    let events = consume(&cluster.bootstrap_servers(), n, Duration::from_secs(20)).await;
+    assert_eq!(events.len(), n, "one event per request");
+    let by_route = |r: &str| events.iter().filter(|e| e.route == r).count();
+    assert_eq!((by_route("app"), by_route("none")), (270, 30));
+    assert!(events
+        .iter()
+        .filter(|e| e.route == "app")
+        .all(|e| e.status == 200 && e.upstream.is_some()));
+    assert!(events
+        .iter()
+        .filter(|e| e.route == "none")
+        .all(|e| e.status == 404));
+    let counted = metric(&s, "sluice_requests_total{");
+    assert_eq!(counted, n as f64, "events equal sluice_requests_total");
+    assert_eq!(
+        metric(&s, "sluice_kafka_events_total{result=\"delivered\"}"),
+        n as f64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_delays_events_but_loses_none() {
+    let cluster = cluster();
+    let up = FakeUpstream::start("up");
+    let s = Sluice::start(&config(&cluster.bootstrap_servers(), &up, 10_000));
+    for _ in 0..50 {
+        http::get(s.proxy, "/app/before").expect("GET");
+    }
+    cluster.broker_down(1).expect("broker down");
+    let started = Instant::now();
+    for _ in 0..100 {
+        let r = http::get(s.proxy, "/app/during").expect("GET");
+        assert_eq!(
+            r.status, 200,
+            "requests are served normally during the outage"
+        );
+    }
+    let during = started.elapsed();
+    assert!(
+        during < Duration::from_secs(5),
+        "serving did not wait for the broker: {during:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.broker_up(1).expect("broker up");
+    for _ in 0..50 {
+        http::get(s.proxy, "/app/after").expect("GET");
+    }
+    let events = consume(&cluster.bootstrap_servers(), 200, Duration::from_secs(30)).await;
+    assert_eq!(events.len(), 200, "nothing lost");
+    assert_eq!(
+        metric(&s, "sluice_kafka_events_total{result=\"dropped\"}"),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_queue_drops_events_and_counts_each() {
+    let cluster = cluster();
+    let up = FakeUpstream::start("up");
+    let s = Sluice::start(&config(&cluster.bootstrap_servers(), &up, 20));
+    cluster.broker_down(1).expect("broker down");
+    let n = 200;
+    for _ in 0..n {
+        assert_eq!(http::get(s.proxy, "/app/x").expect("GET").status, 200);
+    }
+    cluster.broker_up(1).expect("broker up");
+    let mut settled = false;
+    for _ in 0..60 {
+        let delivered = metric(&s, "sluice_kafka_events_total{result=\"delivered\"}");
+        let dropped = metric(&s, "sluice_kafka_events_total{result=\"dropped\"}");
+        if delivered + dropped == n as f64 {
+            settled = true;
+            assert!(dropped > 0.0, "a queue of 20 cannot hold 200 events");
+            let events = consume(
+                &cluster.bootstrap_servers(),
+                delivered as usize,
+                Duration::from_secs(20),
+            )
+            .await;
+            assert_eq!(
+                events.len() as f64,
+                delivered,
+                "what was counted delivered is on the topic"
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(settled, "delivered + dropped never reached {n}");
+}
