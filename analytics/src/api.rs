@@ -1,0 +1,232 @@
+//! The query API (port 8100): `GET /analytics/summary`, `/analytics/routes`,
+//! `/analytics/keys/{id}`, `/analytics/timeseries`, all with `from` / `to` (RFC 3339 or
+//! Unix seconds; default: the last hour); bad parameters -> 400 naming the parameter.
+
+use crate::aggregate::Counts;
+use crate::histogram;
+use crate::store::{self, StatRow};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap};
+
+/// Handler state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Connections to the `analytics` schema.
+    pub pool: PgPool,
+}
+
+/// The API app.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/analytics/summary", get(summary))
+        .route("/analytics/routes", get(routes))
+        .route("/analytics/keys/{id}", get(key))
+        .route("/analytics/timeseries", get(timeseries))
+        .with_state(state)
+}
+
+fn bad(param: &str, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "invalid_parameter", "message": format!("{param}: {message}")})),
+    )
+        .into_response()
+}
+
+fn unavailable(e: &sqlx::Error) -> Response {
+    tracing::warn!(error = %e, "analytics query failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "database_unavailable", "message": "the analytics database is unavailable"})),
+    )
+        .into_response()
+}
+
+fn time_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Response> {
+    let Some(text) = q.get(name) else {
+        return Ok(default);
+    };
+    if let Ok(secs) = text.parse::<i64>() {
+        return DateTime::from_timestamp(secs, 0).ok_or_else(|| bad(name, "out of range"));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            bad(
+                name,
+                "must be RFC 3339 (2026-11-22T12:00:00Z) or Unix seconds",
+            )
+        })
+}
+
+fn range(q: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), Response> {
+    let now = Utc::now();
+    let to = time_param(q, "to", now)?;
+    let from = time_param(q, "from", to - Duration::hours(1))?;
+    if from > to {
+        return Err(bad("from", "must not be after to"));
+    }
+    Ok((from, to))
+}
+
+fn stats(c: &Counts) -> Value {
+    let ms = |q: f64| histogram::quantile(&c.hist, q).map(|us| us as f64 / 1000.0);
+    json!({
+        "requests": c.count, "errors": c.errors, "limited": c.limited, "hedged": c.hedged,
+        "retried": c.retried, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
+        "latency_ms": { "p50": ms(0.5), "p95": ms(0.95), "p99": ms(0.99) },
+    })
+}
+
+fn total(rows: &[StatRow]) -> Counts {
+    let mut c = Counts::default();
+    rows.iter().for_each(|r| c.merge(&r.counts));
+    c
+}
+
+fn grouped(rows: &[StatRow], by: impl Fn(&StatRow) -> &str) -> Map<String, Value> {
+    let mut groups: BTreeMap<&str, Counts> = BTreeMap::new();
+    for r in rows {
+        groups.entry(by(r)).or_default().merge(&r.counts);
+    }
+    groups
+        .into_iter()
+        .map(|(k, c)| (k.to_string(), json!(c.count)))
+        .collect()
+}
+
+fn report(rows: &[StatRow], from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
+    let mut v = stats(&total(rows));
+    if let Value::Object(map) = &mut v {
+        map.insert("from".into(), json!(from));
+        map.insert("to".into(), json!(to));
+        map.insert(
+            "by_status".into(),
+            Value::Object(grouped(rows, |r| &r.status_class)),
+        );
+        map.insert(
+            "by_route".into(),
+            Value::Object(grouped(rows, |r| &r.route)),
+        );
+    }
+    v
+}
+
+async fn summary(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (from, to) = match range(&q) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match store::rows(&s.pool, from, to, None, None).await {
+        Ok(rows) => Json(report(&rows, from, to)).into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn routes(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (from, to) = match range(&q) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let rows = match store::rows(&s.pool, from, to, None, None).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(&e),
+    };
+    let mut by_route: BTreeMap<&str, Vec<StatRow>> = BTreeMap::new();
+    for r in &rows {
+        by_route.entry(&r.route).or_default().push(r.clone());
+    }
+    let list: Vec<Value> = by_route
+        .into_iter()
+        .map(|(route, rows)| {
+            let mut v = stats(&total(&rows));
+            if let Value::Object(map) = &mut v {
+                map.insert("route".into(), json!(route));
+                map.insert(
+                    "by_status".into(),
+                    Value::Object(grouped(&rows, |r| &r.status_class)),
+                );
+            }
+            v
+        })
+        .collect();
+    Json(json!({"from": from, "to": to, "routes": list})).into_response()
+}
+
+async fn key(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (from, to) = match range(&q) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match store::rows(&s.pool, from, to, None, Some(&id)).await {
+        Ok(rows) => {
+            let mut v = report(&rows, from, to);
+            if let Value::Object(map) = &mut v {
+                map.insert("key_id".into(), json!(id));
+            }
+            Json(v).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn timeseries(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (from, to) = match range(&q) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let step = match q.get("step").map(|t| t.parse::<i64>()) {
+        None => 60,
+        Some(Ok(n)) if n >= 60 && n % 60 == 0 => n,
+        Some(_) => {
+            return bad(
+                "step",
+                "must be a whole number of minutes in seconds (60, 300, ...)",
+            )
+        }
+    };
+    let route = q.get("route").map(String::as_str);
+    let rows = match store::rows(&s.pool, from, to, route, None).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(&e),
+    };
+    let mut points: BTreeMap<i64, Counts> = BTreeMap::new();
+    for r in &rows {
+        let t = r.minute.timestamp();
+        points
+            .entry(t - t.rem_euclid(step))
+            .or_default()
+            .merge(&r.counts);
+    }
+    let points: Vec<Value> = points
+        .into_iter()
+        .map(|(t, c)| {
+            let mut v = stats(&c);
+            if let Value::Object(map) = &mut v {
+                map.insert("t".into(), json!(DateTime::from_timestamp(t, 0)));
+            }
+            v
+        })
+        .collect();
+    Json(json!({"from": from, "to": to, "step": step, "route": route, "points": points}))
+        .into_response()
+}

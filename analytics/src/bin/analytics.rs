@@ -1,0 +1,66 @@
+//! `analytics` — consumes sluice's request events into PostgreSQL and serves the query
+//! API. Several instances with the same `--group` split the topic's partitions.
+
+use anyhow::Context;
+use clap::Parser;
+use sluice_analytics::{api, consumer, store};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// sluice's analytics service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// API port.
+    #[arg(long, default_value_t = 8100)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
+    brokers: String,
+    /// Topic of request events.
+    #[arg(long, default_value = "sluice.requests")]
+    topic: String,
+    /// Consumer group.
+    #[arg(long, default_value = "sluice-analytics")]
+    group: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let pool = sluice_backend::db::connect_with_retry(
+        &cli.database_url,
+        "analytics",
+        8,
+        Duration::from_secs(30),
+    )
+    .await
+    .context("connecting to the database")?;
+    store::migrate(&pool)
+        .await
+        .context("running the analytics migrations")?;
+    let consumer = consumer::consumer(&cli.brokers, &cli.group, &cli.topic)
+        .context("creating the kafka consumer")?;
+    tokio::spawn(consumer::run(consumer, pool.clone(), cli.topic.clone()));
+
+    let addr = SocketAddr::new(cli.bind, cli.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, brokers = %cli.brokers, topic = %cli.topic, "analytics listening");
+    axum::serve(listener, api::app(api::AppState { pool }))
+        .await
+        .context("serving")?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! PostgreSQL: the aggregates and the consumed offsets, always written together.
+
+use crate::aggregate::{self, Counts, Key};
+use chrono::{DateTime, Utc};
+use sluice_event::RequestEvent;
+use sqlx::{PgPool, Row};
+use std::collections::{BTreeMap, HashMap};
+
+/// One consumed Kafka message.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// Partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// The message value.
+    pub payload: Vec<u8>,
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events added to the aggregates.
+    pub applied: u64,
+    /// Messages already applied before (replays), skipped.
+    pub replayed: u64,
+    /// Messages that were not events, skipped (and counted).
+    pub malformed: u64,
+}
+
+/// Runs the analytics migrations (in the pool's `analytics` schema).
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("./migrations/analytics").run(pool).await
+}
+
+fn minute(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Applies a batch exactly once: in one transaction, skips messages below the stored
+/// next offset of their partition, adds the rest to the aggregates, and moves the
+/// offsets on. A crash before commit leaves nothing; a replay after commit is skipped.
+pub async fn apply_batch(
+    pool: &PgPool,
+    topic: &str,
+    batch: &[Consumed],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let partitions: Vec<i32> = {
+        let mut p: Vec<i32> = batch.iter().map(|m| m.partition).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    let rows = sqlx::query(
+        "SELECT partition, next_offset FROM consumed_offsets \
+         WHERE topic = $1 AND partition = ANY($2) FOR UPDATE",
+    )
+    .bind(topic)
+    .bind(&partitions)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut next: HashMap<i32, i64> = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<i32, _>(0)?, r.try_get::<i64, _>(1)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+
+    let mut outcome = BatchOutcome::default();
+    let mut aggregates: HashMap<Key, Counts> = HashMap::new();
+    let mut new_next: BTreeMap<i32, i64> = BTreeMap::new();
+    for m in batch {
+        let from = next.get(&m.partition).copied().unwrap_or(0);
+        if m.offset < from {
+            outcome.replayed += 1;
+            continue;
+        }
+        next.insert(m.partition, m.offset + 1);
+        new_next.insert(m.partition, m.offset + 1);
+        match RequestEvent::decode(&m.payload) {
+            Ok(event) => {
+                aggregate::add(&mut aggregates, &event);
+                outcome.applied += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, partition = m.partition, offset = m.offset, "skipping a message that is not a request event");
+                outcome.malformed += 1;
+            }
+        }
+    }
+    for (key, c) in &aggregates {
+        sqlx::query(
+            "INSERT INTO minute_stats (minute, route, key_id, status_class, count, errors, limited, \
+               hedged, retried, bytes_in, bytes_out, latency_hist) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (minute, route, key_id, status_class) DO UPDATE SET \
+               count = minute_stats.count + EXCLUDED.count, \
+               errors = minute_stats.errors + EXCLUDED.errors, \
+               limited = minute_stats.limited + EXCLUDED.limited, \
+               hedged = minute_stats.hedged + EXCLUDED.hedged, \
+               retried = minute_stats.retried + EXCLUDED.retried, \
+               bytes_in = minute_stats.bytes_in + EXCLUDED.bytes_in, \
+               bytes_out = minute_stats.bytes_out + EXCLUDED.bytes_out, \
+               latency_hist = (SELECT array_agg(a + b ORDER BY i) FROM \
+                 unnest(minute_stats.latency_hist, EXCLUDED.latency_hist) WITH ORDINALITY AS t(a, b, i))",
+        )
+        .bind(minute(key.minute_ms))
+        .bind(&key.route)
+        .bind(&key.key_id)
+        .bind(key.status_class)
+        .bind(c.count)
+        .bind(c.errors)
+        .bind(c.limited)
+        .bind(c.hedged)
+        .bind(c.retried)
+        .bind(c.bytes_in)
+        .bind(c.bytes_out)
+        .bind(&c.hist)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (partition, offset) in new_next {
+        sqlx::query(
+            "INSERT INTO consumed_offsets (topic, partition, next_offset) VALUES ($1, $2, $3) \
+             ON CONFLICT (topic, partition) DO UPDATE SET \
+               next_offset = GREATEST(consumed_offsets.next_offset, EXCLUDED.next_offset)",
+        )
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// A stored row, for the API.
+#[derive(Debug, Clone)]
+pub struct StatRow {
+    /// Minute start.
+    pub minute: DateTime<Utc>,
+    /// Route.
+    pub route: String,
+    /// Key id (`""` for none).
+    pub key_id: String,
+    /// Status class.
+    pub status_class: String,
+    /// Values.
+    pub counts: Counts,
+}
+
+/// Rows with `from <= minute <= to`, optionally of one route or one key.
+pub async fn rows(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    route: Option<&str>,
+    key_id: Option<&str>,
+) -> Result<Vec<StatRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT minute, route, key_id, status_class, count, errors, limited, hedged, retried, \
+                bytes_in, bytes_out, latency_hist \
+         FROM minute_stats \
+         WHERE minute >= $1 AND minute <= $2 \
+           AND ($3::text IS NULL OR route = $3) AND ($4::text IS NULL OR key_id = $4) \
+         ORDER BY minute",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(route)
+    .bind(key_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StatRow {
+                minute: r.try_get(0)?,
+                route: r.try_get(1)?,
+                key_id: r.try_get(2)?,
+                status_class: r.try_get(3)?,
+                counts: Counts {
+                    count: r.try_get(4)?,
+                    errors: r.try_get(5)?,
+                    limited: r.try_get(6)?,
+                    hedged: r.try_get(7)?,
+                    retried: r.try_get(8)?,
+                    bytes_in: r.try_get(9)?,
+                    bytes_out: r.try_get(10)?,
+                    hist: r.try_get(11)?,
+                },
+            })
+        })
+        .collect()
+}
