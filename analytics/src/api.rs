@@ -33,12 +33,22 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn bad(param: &str, message: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": "invalid_parameter", "message": format!("{param}: {message}")})),
-    )
-        .into_response()
+/// A query parameter the client got wrong: answered 400, naming it.
+#[derive(Debug)]
+pub struct BadParam(String);
+
+impl IntoResponse for BadParam {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_parameter", "message": self.0})),
+        )
+            .into_response()
+    }
+}
+
+fn bad(param: &str, message: &str) -> BadParam {
+    BadParam(format!("{param}: {message}"))
 }
 
 fn unavailable(e: &sqlx::Error) -> Response {
@@ -54,7 +64,7 @@ fn time_param(
     q: &HashMap<String, String>,
     name: &str,
     default: DateTime<Utc>,
-) -> Result<DateTime<Utc>, Response> {
+) -> Result<DateTime<Utc>, BadParam> {
     let Some(text) = q.get(name) else {
         return Ok(default);
     };
@@ -71,7 +81,7 @@ fn time_param(
         })
 }
 
-fn range(q: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), Response> {
+fn range(q: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), BadParam> {
     let now = Utc::now();
     let to = time_param(q, "to", now)?;
     let from = time_param(q, "from", to - Duration::hours(1))?;
@@ -127,7 +137,7 @@ fn report(rows: &[StatRow], from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
 async fn summary(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
     let (from, to) = match range(&q) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     match store::rows(&s.pool, from, to, None, None).await {
         Ok(rows) => Json(report(&rows, from, to)).into_response(),
@@ -138,7 +148,7 @@ async fn summary(State(s): State<AppState>, Query(q): Query<HashMap<String, Stri
 async fn routes(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
     let (from, to) = match range(&q) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     let rows = match store::rows(&s.pool, from, to, None, None).await {
         Ok(rows) => rows,
@@ -172,7 +182,7 @@ async fn key(
 ) -> Response {
     let (from, to) = match range(&q) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     match store::rows(&s.pool, from, to, None, Some(&id)).await {
         Ok(rows) => {
@@ -192,16 +202,14 @@ async fn timeseries(
 ) -> Response {
     let (from, to) = match range(&q) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     let step = match q.get("step").map(|t| t.parse::<i64>()) {
         None => 60,
         Some(Ok(n)) if n >= 60 && n % 60 == 0 => n,
         Some(_) => {
-            return bad(
-                "step",
-                "must be a whole number of minutes in seconds (60, 300, ...)",
-            )
+            let message = "must be a whole number of minutes in seconds (60, 300, ...)";
+            return bad("step", message).into_response();
         }
     };
     let route = q.get("route").map(String::as_str);
