@@ -22,7 +22,7 @@ fn event(i: usize) -> RequestEvent {
         v: sluice_event::VERSION,
         id: format!("t-{i}"),
         ts: now,
-        route: if i % 2 == 0 {
+        route: if i.is_multiple_of(2) {
             "todo".into()
         } else {
             "api".into()
@@ -47,7 +47,7 @@ fn event(i: usize) -> RequestEvent {
         latency_us: 1000 + (i as u64 % 7) * 100,
         bytes_in: 0,
         bytes_out: 10,
-        limited: i % 10 == 0,
+        limited: i.is_multiple_of(10),
         limiter: None,
         hedged: false,
         retries: 0,
