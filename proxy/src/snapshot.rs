@@ -54,9 +54,12 @@ impl Snapshot {
                 let upstream = upstreams.get(&route.upstream)?.clone();
                 Some(Route {
                     retry_budget: crate::budget::Budget::new(route.retry_budget.clone()),
+                    // A floor of one hedge a second: with a purely relative budget a cold
+                    // route could not hedge its first slow requests, whose latencies would
+                    // then drag the p95 delay up to the very tail it should cut.
                     hedge_budget: crate::budget::Budget::new(crate::config::RetryBudgetConfig {
                         percent: route.hedge.as_ref().map_or(0.0, |h| h.max_extra_percent),
-                        min_per_s: 0.0,
+                        min_per_s: if route.hedge.is_some() { 1.0 } else { 0.0 },
                     }),
                     latency: Default::default(),
                     config: route.clone(),
