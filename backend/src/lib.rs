@@ -5,5 +5,6 @@
 
 pub mod db;
 pub mod error;
+pub mod telemetry;
 pub mod testupstream;
 pub mod todo;

@@ -33,11 +33,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    sluice_backend::telemetry::init();
     let cli = Cli::parse();
     let pool = sluice_backend::db::connect_with_retry(
         &cli.database_url,
