@@ -8,3 +8,4 @@ pub mod api;
 pub mod consumer;
 pub mod histogram;
 pub mod store;
+pub mod topic;

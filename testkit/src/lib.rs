@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod services;
+pub mod tansu;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

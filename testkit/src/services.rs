@@ -186,3 +186,73 @@ impl TestUpstream {
         assert_eq!(r.status, 204);
     }
 }
+
+/// A running analytics service.
+pub struct Analytics {
+    /// The process.
+    pub process: Process,
+    /// API address.
+    pub addr: SocketAddr,
+    database_url: String,
+    brokers: String,
+    dir: TempDir,
+}
+
+impl Analytics {
+    /// Starts one against `database_url` and `brokers`; waits until its API answers.
+    pub fn start(database_url: &str, brokers: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-analytics-")
+            .tempdir()
+            .expect("tempdir");
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let process = spawn_analytics(database_url, brokers, addr.port(), &dir);
+        let a = Self {
+            process,
+            addr,
+            database_url: database_url.into(),
+            brokers: brokers.into(),
+            dir,
+        };
+        a.wait_up();
+        a
+    }
+
+    fn wait_up(&self) {
+        let up = crate::eventually(Duration::from_secs(60), || {
+            http::get(self.addr, "/health").is_ok_and(|r| r.status == 200)
+        });
+        assert!(up, "analytics did not come up:\n{}", self.process.output());
+    }
+
+    /// Kills it (SIGKILL) and starts a new one on the same port.
+    pub fn kill_and_restart(&mut self) {
+        self.process.kill();
+        self.process = spawn_analytics(
+            &self.database_url,
+            &self.brokers,
+            self.addr.port(),
+            &self.dir,
+        );
+        self.wait_up();
+    }
+}
+
+fn spawn_analytics(database_url: &str, brokers: &str, port: u16, dir: &TempDir) -> Process {
+    let mut cmd = Command::new(bin_path("analytics"));
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--brokers",
+        brokers,
+        "--group",
+        "e2e",
+    ])
+    .env("DATABASE_URL", database_url)
+    .env("RUST_LOG", "warn");
+    Process::spawn(
+        "analytics",
+        cmd,
+        &dir.path().join(format!("analytics-{port}.log")),
+    )
+}

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use sluice_analytics::{api, consumer, store};
+use sluice_analytics::{api, consumer, store, topic};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ struct Cli {
     /// Consumer group.
     #[arg(long, default_value = "sluice-analytics")]
     group: String,
+    /// Partitions of the topic when it has to be created.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
 }
 
 #[tokio::main]
@@ -46,6 +49,16 @@ async fn main() -> anyhow::Result<()> {
     store::migrate(&pool)
         .await
         .context("running the analytics migrations")?;
+    // Retried: the broker may still be starting.
+    let mut tries = 0;
+    while let Err(e) = topic::ensure_topic(&cli.brokers, &cli.topic, cli.partitions).await {
+        tries += 1;
+        if tries >= 30 {
+            return Err(e).context("creating the events topic");
+        }
+        tracing::warn!(error = %e, "broker not ready; retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let consumer = consumer::consumer(&cli.brokers, &cli.group, &cli.topic)
         .context("creating the kafka consumer")?;
     tokio::spawn(consumer::run(consumer, pool.clone(), cli.topic.clone()));
