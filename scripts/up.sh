@@ -43,12 +43,25 @@ if [ "$REDIS_URL" = "redis://127.0.0.1:$REDIS_PORT" ]; then
 fi
 ensure_admin_token
 
+# Kafka-compatible broker: tansu with SQLite storage under .run/tansu (records and
+# consumer offsets survive restarts). KAFKA_BROKERS=host:port uses an existing cluster.
+if [ "$KAFKA_BROKERS" = "127.0.0.1:$KAFKA_PORT" ]; then
+  mkdir -p "$RUN/tansu"
+  start_bg tansu bash -c "cd '$RUN/tansu' && exec '$TANSU' broker \
+    --listener-url tcp://127.0.0.1:$KAFKA_PORT --advertised-listener-url tcp://127.0.0.1:$KAFKA_PORT \
+    --storage-engine sqlite://tansu.db"
+  wait_port tansu "$KAFKA_PORT"
+fi
+
 for port in 8081 8082; do
   DATABASE_URL="$DATABASE_URL" start_bg "todo-$port" "$BIN/todo" --port "$port"
 done
 for port in 8081 8082; do wait_http "todo-$port" "http://127.0.0.1:$port/health"; done
 for port in 8201 8202; do start_bg "testupstream-$port" "$BIN/testupstream" --port "$port"; done
 for port in 8201 8202; do wait_http "testupstream-$port" "http://127.0.0.1:$port/health"; done
+
+DATABASE_URL="$DATABASE_URL" start_bg analytics "$BIN/analytics" --port 8100 --brokers "$KAFKA_BROKERS"
+wait_http analytics "http://127.0.0.1:8100/health" 60
 
 "$BIN/sluice" --config conf/sluice.yaml --test >/dev/null
 start_bg sluice "$BIN/sluice" --config conf/sluice.yaml
@@ -64,6 +77,8 @@ sluice is up.
   demo     http://127.0.0.1:8201  http://127.0.0.1:8202   (controllable test upstreams; /demo/hedged, /demo/plain)
   postgres $DATABASE_URL
   redis    $REDIS_URL
+  kafka    $KAFKA_BROKERS   (tansu; topic sluice.requests)
+  analytics http://127.0.0.1:8100   (/analytics/summary, /analytics/routes, /analytics/keys/{id}, /analytics/timeseries)
   logs     $LOGS/
 
 Try:
