@@ -25,6 +25,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+/// Events moved from the channel to librdkafka per wakeup, at most.
+const BATCH: usize = 512;
+
 /// How long shutdown waits for queued events to reach the broker.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -203,7 +206,9 @@ impl KafkaService {
         Self { sink, cfg }
     }
 
-    fn produce(
+    /// Hands one event to librdkafka. A full librdkafka queue (broker away) is waited out
+    /// asynchronously; meanwhile the channel behind us takes the overflow and counts drops.
+    async fn produce(
         &self,
         producer: &ThreadedProducer<Deliveries>,
         event: &RequestEvent,
@@ -214,15 +219,12 @@ impl KafkaService {
             .as_deref()
             .or(event.client_ip.as_deref())
             .unwrap_or("");
-        let mut record = BaseRecord::to(&self.cfg.topic).key(key).payload(&payload);
         loop {
+            let record = BaseRecord::to(&self.cfg.topic).key(key).payload(&payload);
             match producer.send(record) {
                 Ok(()) => return Ok(()),
-                // librdkafka's queue is full (broker away): wait; the channel behind us
-                // takes the overflow, and drops are counted there.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(20));
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err((e, _)) => return Err(e),
             }
@@ -245,16 +247,21 @@ impl BackgroundService for KafkaService {
                 }
             };
         info!(brokers = %self.cfg.brokers, topic = %self.cfg.topic, "kafka producer started");
+        // Events are taken in batches: one wakeup moves many, not one per request.
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let event = tokio::select! {
+            let got = tokio::select! {
                 _ = shutdown.changed() => break,
-                event = rx.recv() => match event { Some(e) => e, None => break },
+                n = rx.recv_many(&mut batch, BATCH) => n,
             };
-            // A full librdkafka queue makes `produce` wait; do that off the async threads.
-            let result = tokio::task::block_in_place(|| self.produce(&producer, &event));
-            if let Err(e) = result {
-                metrics().kafka_events.with_label_values(&["dropped"]).inc();
-                warn!(error = %e, "kafka rejected an event; dropped");
+            if got == 0 {
+                break;
+            }
+            for event in batch.drain(..) {
+                if let Err(e) = self.produce(&producer, &event).await {
+                    metrics().kafka_events.with_label_values(&["dropped"]).inc();
+                    warn!(error = %e, "kafka rejected an event; dropped");
+                }
             }
             let depth = rx.len() as i64 + i64::from(producer.in_flight_count());
             metrics().kafka_queue_depth.set(depth);
@@ -262,7 +269,7 @@ impl BackgroundService for KafkaService {
         // Shutdown: hand over what the channel still holds, then flush.
         rx.close();
         while let Ok(event) = rx.try_recv() {
-            if self.produce(&producer, &event).is_err() {
+            if self.produce(&producer, &event).await.is_err() {
                 metrics().kafka_events.with_label_values(&["dropped"]).inc();
             }
         }
