@@ -141,7 +141,7 @@ TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
 |---|---|---|---|---|
 | direct (one todo instance) | ${M[direct.rps]} | ${M[direct.p50]} | ${M[direct.p99]} | – |
 | sluice (two instances; Kafka events on) | ${M[sluice.rps]} | ${M[sluice.p50]} | ${M[sluice.p99]} | ${M[sluice.cpu]} |
-| sluice without Kafka events (same config minus `kafka:`) | ${M[no-kafka.rps]} | ${M[no-kafka.p50]} | ${M[no-kafka.p99]} | ${M[no-kafka.cpu]} |
+| sluice without Kafka events (same config minus the kafka section) | ${M[no-kafka.rps]} | ${M[no-kafka.p50]} | ${M[no-kafka.p99]} | ${M[no-kafka.cpu]} |
 | sluice, API key + Redis rate limit (/api/) | ${M[keyed.rps]} | ${M[keyed.p50]} | ${M[keyed.p99]} | ${M[keyed.cpu]} |
 | nginx (two instances) | ${M[nginx.rps]} | ${M[nginx.p50]} | ${M[nginx.p99]} | ${M[nginx.cpu]} |
 
@@ -149,7 +149,7 @@ TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
 | hedging on, p95 delay (floor 10 ms), budget 10% (/demo/hedged; same rate) | ${M[hedged-slow.rps]} | ${M[hedged-slow.p50]} | ${M[hedged-slow.p99]} | ${M[hedged-slow.cpu]} |
 
 sluice/nginx throughput: **$SN** · sluice/direct throughput: **$SD** · sluice p99 − direct p99: **$P99D ms**
-Kafka on/off throughput: **$(ratio "${M[sluice.rps]}" "${M[no-kafka.rps]}")** · keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"
+sluice without Kafka / nginx: **$(ratio "${M[no-kafka.rps]}" "${M[nginx.rps]}")** · Kafka on/off throughput: **$(ratio "${M[sluice.rps]}" "${M[no-kafka.rps]}")** · keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"
 echo
 echo "$TABLE"
 
