@@ -20,7 +20,7 @@ pub struct Consumed {
 /// What one batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchOutcome {
-    /// Events added to the aggregates.
+    /// Events added to the aggregates (a message may carry several).
     pub applied: u64,
     /// Messages already applied before (replays), skipped.
     pub replayed: u64,
@@ -76,14 +76,16 @@ pub async fn apply_batch(
         }
         next.insert(m.partition, m.offset + 1);
         new_next.insert(m.partition, m.offset + 1);
-        match RequestEvent::decode(&m.payload) {
-            Ok(event) => {
-                aggregate::add(&mut aggregates, &event);
-                outcome.applied += 1;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, partition = m.partition, offset = m.offset, "skipping a message that is not a request event");
-                outcome.malformed += 1;
+        for decoded in RequestEvent::decode_batch(&m.payload) {
+            match decoded {
+                Ok(event) => {
+                    aggregate::add(&mut aggregates, &event);
+                    outcome.applied += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, partition = m.partition, offset = m.offset, "skipping a line that is not a request event");
+                    outcome.malformed += 1;
+                }
             }
         }
     }

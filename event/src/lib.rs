@@ -1,6 +1,9 @@
 //! The request event: one per request through sluice, sent to Kafka by the gateway and
 //! consumed by the analytics service. JSON, versioned by `v`.
 //!
+//! A Kafka message carries one event or several, one JSON object per line (a message
+//! with one event is a batch of one), so the gateway can batch without a format change.
+//!
 //! Readers tolerate what they do not know: unknown fields are ignored and optional fields
 //! default, so a newer gateway can add fields without breaking an older consumer. A
 //! message that is not an event at all is an error the consumer counts and skips.
@@ -88,6 +91,29 @@ impl RequestEvent {
         Ok(event)
     }
 
+    /// Several events as one message: one JSON object per line.
+    pub fn encode_batch(events: &[RequestEvent]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(events.len() * 256);
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\n');
+            }
+            // Serializing a struct of strings and numbers cannot fail.
+            let _ = serde_json::to_writer(&mut out, e);
+        }
+        out
+    }
+
+    /// Every event of a message (see [`RequestEvent::encode_batch`]); a line that is not
+    /// an event is an error in its place, the others still decode.
+    pub fn decode_batch(bytes: &[u8]) -> Vec<Result<Self, DecodeError>> {
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(Self::decode)
+            .collect()
+    }
+
     /// The status class label: `2xx`, `4xx`, ...
     pub fn status_class(&self) -> &'static str {
         match self.status {
@@ -142,6 +168,28 @@ mod tests {
         let e = RequestEvent::decode(json).expect("decodes");
         assert_eq!((e.status, e.key_id.as_deref(), e.retries), (503, None, 0));
         assert_eq!(e.status_class(), "5xx");
+    }
+
+    #[test]
+    fn batches_round_trip_and_a_bad_line_spoils_only_itself() {
+        let (a, mut b) = (event(), event());
+        b.id = "abc-2".into();
+        let bytes = RequestEvent::encode_batch(&[a.clone(), b.clone()]);
+        let back: Vec<RequestEvent> = RequestEvent::decode_batch(&bytes)
+            .into_iter()
+            .map(|r| r.expect("event"))
+            .collect();
+        assert_eq!(back, vec![a.clone(), b]);
+        assert_eq!(
+            RequestEvent::decode_batch(&a.encode()).len(),
+            1,
+            "a single event is a batch of one"
+        );
+        let mut mixed = a.encode();
+        mixed.extend_from_slice(b"\nnot json\n");
+        let results = RequestEvent::decode_batch(&mixed);
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_ok() && results[1].is_err());
     }
 
     #[test]

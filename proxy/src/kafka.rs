@@ -3,7 +3,8 @@
 //! The logging phase builds one [`RequestEvent`] per request and `try_send`s it into a
 //! bounded channel ([`EventSink::emit`]). [`KafkaService`], a Pingora background service,
 //! moves events from the channel into librdkafka's queue (idempotent producer, batched,
-//! compressed, keyed by API key id or client IP). When the broker is down or slow, events
+//! compressed, keyed by API key id or client IP; up to 200 events of one key per message,
+//! one JSON object per line). When the broker is down or slow, events
 //! wait in librdkafka's queue and then in the channel (`kafka.queue_capacity` each) and
 //! are delivered in order when it returns; only when both are full are events dropped,
 //! counted in `sluice_kafka_events_total{result="dropped"}` and logged once per episode.
@@ -26,7 +27,11 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 /// Events moved from the channel to librdkafka per wakeup, at most.
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
+/// Events in one Kafka message, at most.
+const EVENTS_PER_MESSAGE: usize = 200;
+/// How long the producer task lets events gather before sending what it has.
+const GATHER: Duration = Duration::from_millis(20);
 
 /// How long shutdown waits for queued events to reach the broker.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,17 +165,22 @@ struct Deliveries;
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+    /// How many events the message carries.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, events: usize) {
+        let n = u64::try_from(events).unwrap_or(0);
         match result {
             Ok(_) => metrics()
                 .kafka_events
                 .with_label_values(&["delivered"])
-                .inc(),
+                .inc_by(n),
             Err((e, _)) => {
-                metrics().kafka_events.with_label_values(&["dropped"]).inc();
-                error!(error = %e, "kafka delivery failed for good; event dropped");
+                metrics()
+                    .kafka_events
+                    .with_label_values(&["dropped"])
+                    .inc_by(n);
+                error!(error = %e, events, "kafka delivery failed for good; events dropped");
             }
         }
     }
@@ -206,29 +216,38 @@ impl KafkaService {
         Self { sink, cfg }
     }
 
-    /// Hands one event to librdkafka. A full librdkafka queue (broker away) is waited out
-    /// asynchronously; meanwhile the channel behind us takes the overflow and counts drops.
+    /// Hands events to librdkafka, several per message (grouped by partition key, so a
+    /// key's events stay in order on one partition). A full librdkafka queue (broker away)
+    /// is waited out asynchronously; meanwhile the channel takes the overflow.
     async fn produce(
         &self,
         producer: &ThreadedProducer<Deliveries>,
-        event: &RequestEvent,
-    ) -> Result<(), KafkaError> {
-        let payload = event.encode();
-        let key = event
-            .key_id
-            .as_deref()
-            .or(event.client_ip.as_deref())
-            .unwrap_or("");
-        loop {
-            let record = BaseRecord::to(&self.cfg.topic).key(key).payload(&payload);
-            match producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+        events: &[RequestEvent],
+    ) -> Result<(), (KafkaError, usize)> {
+        let mut groups: std::collections::HashMap<&str, Vec<RequestEvent>> =
+            std::collections::HashMap::new();
+        for e in events {
+            let key = e.key_id.as_deref().or(e.client_ip.as_deref()).unwrap_or("");
+            groups.entry(key).or_default().push(e.clone());
+        }
+        for (key, group) in &groups {
+            for chunk in group.chunks(EVENTS_PER_MESSAGE) {
+                let payload = RequestEvent::encode_batch(chunk);
+                loop {
+                    let record = BaseRecord::with_opaque_to(&self.cfg.topic, chunk.len())
+                        .key(*key)
+                        .payload(&payload);
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err((e, _)) => return Err((e, chunk.len())),
+                    }
                 }
-                Err((e, _)) => return Err(e),
             }
         }
+        Ok(())
     }
 }
 
@@ -257,21 +276,34 @@ impl BackgroundService for KafkaService {
             if got == 0 {
                 break;
             }
-            for event in batch.drain(..) {
-                if let Err(e) = self.produce(&producer, &event).await {
-                    metrics().kafka_events.with_label_values(&["dropped"]).inc();
-                    warn!(error = %e, "kafka rejected an event; dropped");
-                }
+            // Let a few more arrive: fewer, fuller messages.
+            tokio::time::sleep(GATHER).await;
+            let room = BATCH.saturating_sub(batch.len());
+            if room > 0 {
+                rx.recv_many(&mut batch, room).await;
             }
+            if let Err((e, lost)) = self.produce(&producer, &batch).await {
+                metrics()
+                    .kafka_events
+                    .with_label_values(&["dropped"])
+                    .inc_by(u64::try_from(lost).unwrap_or(0));
+                warn!(error = %e, "kafka rejected events; dropped");
+            }
+            batch.clear();
             let depth = rx.len() as i64 + i64::from(producer.in_flight_count());
             metrics().kafka_queue_depth.set(depth);
         }
         // Shutdown: hand over what the channel still holds, then flush.
         rx.close();
+        let mut rest = Vec::new();
         while let Ok(event) = rx.try_recv() {
-            if self.produce(&producer, &event).await.is_err() {
-                metrics().kafka_events.with_label_values(&["dropped"]).inc();
-            }
+            rest.push(event);
+        }
+        if let Err((_, lost)) = self.produce(&producer, &rest).await {
+            metrics()
+                .kafka_events
+                .with_label_values(&["dropped"])
+                .inc_by(u64::try_from(lost).unwrap_or(0));
         }
         if let Err(e) = producer.flush(FLUSH_TIMEOUT) {
             warn!(error = %e, left = producer.in_flight_count(), "kafka flush on shutdown incomplete");

@@ -48,10 +48,12 @@ async fn consume(brokers: &str, want: usize, timeout: Duration) -> Vec<RequestEv
         else {
             continue;
         };
-        let event =
-            RequestEvent::decode(msg.payload().unwrap_or_default()).expect("a request event");
-        if seen.insert(event.id.clone()) {
-            events.push(event);
+        // A message carries one event or several, one per line.
+        for event in RequestEvent::decode_batch(msg.payload().unwrap_or_default()) {
+            let event = event.expect("a request event");
+            if seen.insert(event.id.clone()) {
+                events.push(event);
+            }
         }
     }
     events
