@@ -92,9 +92,9 @@ impl RequestEvent {
     }
 
     /// Several events as one message: one JSON object per line.
-    pub fn encode_batch(events: &[RequestEvent]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(events.len() * 256);
-        for (i, e) in events.iter().enumerate() {
+    pub fn encode_batch<'a>(events: impl IntoIterator<Item = &'a RequestEvent>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096);
+        for (i, e) in events.into_iter().enumerate() {
             if i > 0 {
                 out.push(b'\n');
             }

@@ -199,15 +199,6 @@ fn refuse(ctx: &mut RequestCtx, refusal: Refusal) -> Box<Error> {
     error
 }
 
-/// Whether another attempt is allowed: within the upstream's `retries` and the route's
-/// budget (asked last, so the budget is only spent on a retry that happens).
-fn may_retry(ctx: &RequestCtx) -> bool {
-    ctx.route.as_ref().is_some_and(|route| {
-        ctx.attempts <= route.upstream.config.retries
-            && route.retry_budget.try_take(tokio::time::Instant::now())
-    })
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -321,15 +312,11 @@ impl ProxyHttp for Gateway {
         if let Some(route) = &ctx.route {
             let group = &route.upstream;
             if let Some(addr) = peer.address().as_inet() {
-                group.record(addr, true);
-                metrics()
-                    .upstream_requests
-                    .with_label_values(&[&group.name, group.label(addr), "connect_error"])
-                    .inc();
+                group.attempt_finished(addr, true, "connect_error");
             }
             ctx.attempt_counted = true;
             // Nothing reached the peer, so any method is safe to send elsewhere.
-            e.set_retry(may_retry(ctx));
+            e.set_retry(route.may_retry(ctx.attempts));
         }
         e
     }
@@ -348,15 +335,11 @@ impl ProxyHttp for Gateway {
         let group = &route.upstream;
         if group.config.retry_on_status.contains(&status)
             && session.req_header().method.is_idempotent()
-            && may_retry(ctx)
+            && route.may_retry(ctx.attempts)
         {
             // This answer is dropped, not sent downstream: count it here, then ask
             // Pingora for another attempt (see error_while_proxy).
-            group.record(&peer, group.is_failure_status(status));
-            metrics()
-                .upstream_requests
-                .with_label_values(&[&group.name, group.label(&peer), "http_5xx"])
-                .inc();
+            group.attempt_finished(&peer, group.is_failure_status(status), "http_5xx");
             ctx.attempt_counted = true;
             ctx.retry_on_status = true;
             return Error::e_explain(
@@ -387,7 +370,12 @@ impl ProxyHttp for Gateway {
             e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
-            if e.retry() && !may_retry(ctx) {
+            if e.retry()
+                && !ctx
+                    .route
+                    .as_ref()
+                    .is_some_and(|r| r.may_retry(ctx.attempts))
+            {
                 e.set_retry(false);
             }
         }
@@ -455,13 +443,10 @@ impl ProxyHttp for Gateway {
         if let (Some(route), Some(peer), false) = (&ctx.route, &ctx.peer, ctx.attempt_counted) {
             let group = &route.upstream;
             let upstream_failed = matches!(e, Some(e) if *e.esource() == ErrorSource::Upstream);
-            group.record(
-                peer,
-                upstream_failed
-                    || ctx
-                        .upstream_status
-                        .is_some_and(|s| group.is_failure_status(s)),
-            );
+            let failed = upstream_failed
+                || ctx
+                    .upstream_status
+                    .is_some_and(|s| group.is_failure_status(s));
             let outcome = if upstream_failed {
                 "error"
             } else if status >= 500 {
@@ -469,9 +454,7 @@ impl ProxyHttp for Gateway {
             } else {
                 "ok"
             };
-            m.upstream_requests
-                .with_label_values(&[&group.name, group.label(peer), outcome])
-                .inc();
+            group.attempt_finished(peer, failed, outcome);
         }
     }
 }

@@ -224,15 +224,16 @@ impl KafkaService {
         producer: &ThreadedProducer<Deliveries>,
         events: &[RequestEvent],
     ) -> Result<(), (KafkaError, usize)> {
-        let mut groups: std::collections::HashMap<&str, Vec<RequestEvent>> =
+        // Grouped by reference: the events are encoded straight from the batch.
+        let mut groups: std::collections::HashMap<&str, Vec<&RequestEvent>> =
             std::collections::HashMap::new();
         for e in events {
             let key = e.key_id.as_deref().or(e.client_ip.as_deref()).unwrap_or("");
-            groups.entry(key).or_default().push(e.clone());
+            groups.entry(key).or_default().push(e);
         }
         for (key, group) in &groups {
             for chunk in group.chunks(EVENTS_PER_MESSAGE) {
-                let payload = RequestEvent::encode_batch(chunk);
+                let payload = RequestEvent::encode_batch(chunk.iter().copied());
                 loop {
                     let record = BaseRecord::with_opaque_to(&self.cfg.topic, chunk.len())
                         .key(*key)

@@ -142,7 +142,7 @@ impl Hedger {
             Some(done) => {
                 // The first attempt failed before the hedge delay: a plain retry.
                 count_failed(group, &done);
-                if !may_retry(ctx, route) {
+                if !route.may_retry(ctx.attempts) {
                     done
                 } else {
                     match group.select(|p| !ctx.tried.contains(p)) {
@@ -187,27 +187,18 @@ impl Hedger {
     }
 }
 
-fn may_retry(ctx: &RequestCtx, route: &Route) -> bool {
-    ctx.attempts <= route.upstream.config.retries
-        && route.retry_budget.try_take(tokio::time::Instant::now())
-}
-
 fn is_good(group: &UpstreamGroup, attempt: &Attempt) -> bool {
     matches!(&attempt.2, Ok(r) if !group.is_failure_status(r.status().as_u16()))
 }
 
 /// Counts a failed attempt that will not be the answer.
 fn count_failed(group: &UpstreamGroup, attempt: &Attempt) {
-    group.record(&attempt.0, true);
     let outcome = if attempt.2.is_ok() {
         "http_5xx"
     } else {
         "error"
     };
-    metrics()
-        .upstream_requests
-        .with_label_values(&[&group.name, group.label(&attempt.0), outcome])
-        .inc();
+    group.attempt_finished(&attempt.0, true, outcome);
 }
 
 /// The first good answer of two attempts; if both fail, the second to finish.
@@ -270,12 +261,8 @@ async fn write_answer(
     let mut response = match result {
         Ok(response) => response,
         Err(e) => {
-            group.record(&peer, true);
+            group.attempt_finished(&peer, true, "error");
             ctx.attempt_counted = true;
-            metrics()
-                .upstream_requests
-                .with_label_values(&[&group.name, group.label(&peer), "error"])
-                .inc();
             let (status, code, what) = if e.is_timeout() {
                 (504, "upstream_timeout", "did not answer in time")
             } else {

@@ -20,6 +20,16 @@ pub struct Route {
     pub latency: crate::stage::latency::LatencyTracker,
 }
 
+impl Route {
+    /// Whether a request that made `attempts` attempts may make another: within the
+    /// upstream's `retries` and this route's retry budget (asked last, so the budget is
+    /// only spent on a retry that happens).
+    pub fn may_retry(&self, attempts: usize) -> bool {
+        attempts <= self.upstream.config.retries
+            && self.retry_budget.try_take(tokio::time::Instant::now())
+    }
+}
+
 /// Finds the route for a request. Built once per config snapshot.
 #[derive(Debug, Default)]
 pub struct Router {

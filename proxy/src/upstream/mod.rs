@@ -121,6 +121,16 @@ impl UpstreamGroup {
             .and_then(|backend| backend.addr.as_inet().copied())
     }
 
+    /// Accounts for one finished attempt: its breaker outcome and
+    /// `sluice_upstream_requests_total{outcome}` (`ok`, `http_5xx`, `connect_error`, `error`).
+    pub fn attempt_finished(&self, addr: &SocketAddr, failed: bool, outcome: &str) {
+        self.record(addr, failed);
+        metrics()
+            .upstream_requests
+            .with_label_values(&[&self.name, self.label(addr), outcome])
+            .inc();
+    }
+
     /// Feeds one attempt's outcome to the peer's breaker.
     pub fn record(&self, addr: &SocketAddr, failed: bool) {
         if let Some(p) = self.peer_state(addr) {
