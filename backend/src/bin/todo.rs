@@ -47,19 +47,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "todo service listening");
     axum::serve(listener, todo::app(todo::AppState { pool }))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(sluice_backend::shutdown::signal())
         .await
         .context("serving")?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

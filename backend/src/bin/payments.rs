@@ -1,0 +1,118 @@
+//! `payments` — the payments service (Rinha de Backend 2025 API). Any number of
+//! instances share one Redis (queue) and one PostgreSQL (ledger); each needs its own
+//! `--instance` name (the stack uses the port).
+
+use anyhow::Context;
+use clap::Parser;
+use sluice_backend::db;
+use sluice_backend::payments::client::ProcessorClient;
+use sluice_backend::payments::queue::Queue;
+use sluice_backend::payments::routing::Routing;
+use sluice_backend::payments::worker::Workers;
+use sluice_backend::payments::{self, health, ledger, AppState};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The payments service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8091)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// This instance's name, unique among the instances (default: the port).
+    #[arg(long)]
+    instance: Option<String>,
+    /// PostgreSQL URL (the ledger, schema `payments`).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Redis URL (the queue).
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: String,
+    /// The default payment processor.
+    #[arg(
+        long,
+        env = "PROCESSOR_DEFAULT_URL",
+        default_value = "http://127.0.0.1:8001"
+    )]
+    default_url: String,
+    /// The fallback payment processor.
+    #[arg(
+        long,
+        env = "PROCESSOR_FALLBACK_URL",
+        default_value = "http://127.0.0.1:8002"
+    )]
+    fallback_url: String,
+    /// Longest wait for a processor's answer to a payment, ms.
+    #[arg(long, default_value_t = 8000)]
+    processor_timeout_ms: u64,
+    /// The processors' service-health window, ms: polled at most once per window.
+    #[arg(long, default_value_t = 5000)]
+    health_window_ms: u64,
+    /// Payments this instance has at the processors at once.
+    #[arg(long, default_value_t = 300)]
+    max_in_flight: usize,
+    /// Pool size.
+    #[arg(long, default_value_t = 8)]
+    max_connections: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    sluice_backend::telemetry::init();
+    let cli = Cli::parse();
+    let instance = cli.instance.clone().unwrap_or_else(|| cli.port.to_string());
+    let pool = db::connect_with_retry(
+        &cli.database_url,
+        "payments",
+        cli.max_connections,
+        Duration::from_secs(30),
+    )
+    .await
+    .context("connecting to the database")?;
+    ledger::migrate(&pool)
+        .await
+        .context("running the payments migrations")?;
+    let redis = redis::Client::open(cli.redis_url.as_str()).context("reading the Redis URL")?;
+    let queue = Queue::connect(&redis, &instance)
+        .await
+        .context("connecting to Redis")?;
+    let timeout = Duration::from_millis(cli.processor_timeout_ms);
+    let client = Arc::new(
+        ProcessorClient::new(&cli.default_url, &cli.fallback_url, timeout)
+            .context("building the HTTP client")?,
+    );
+    let routing = Arc::new(Routing::default());
+
+    tokio::spawn(health::run(
+        queue.connection(),
+        client.clone(),
+        routing.clone(),
+        instance.clone(),
+        Duration::from_millis(cli.health_window_ms),
+    ));
+    let workers = Arc::new(Workers {
+        queue: queue.clone(),
+        pool: pool.clone(),
+        client,
+        routing,
+        max_in_flight: cli.max_in_flight,
+        unknown_for: timeout * 2,
+    });
+    tokio::spawn(workers.run());
+
+    let addr = SocketAddr::new(cli.bind, cli.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, %instance, "payments service listening");
+    axum::serve(listener, payments::app(AppState { pool, queue }))
+        .with_graceful_shutdown(sluice_backend::shutdown::signal())
+        .await
+        .context("serving")?;
+    Ok(())
+}

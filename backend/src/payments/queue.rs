@@ -1,0 +1,256 @@
+//! The durable payment queue in Redis, shared by every payments instance.
+//!
+//! - `payments:accepted` (hash correlationId -> cents): a correlationId is queued once,
+//!   however often it is posted.
+//! - `payments:queue` (list): accepted, not yet taken.
+//! - `payments:processing:{instance}` (list): taken by that instance (reliable-queue
+//!   pattern, `BLMOVE`); an instance that restarts puts its leftovers back.
+//! - `payments:attempt` (hash correlationId -> "processor|requestedAt ms"): written before
+//!   every call to a processor, so a retry after a crash or a timeout goes to the same
+//!   processor with the same `requestedAt` and cannot pay twice.
+//!
+//! Redis runs with an append-only file in the stack, so accepted payments survive a
+//! restart of Redis as well as of the service.
+
+use super::Which;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use std::time::Duration;
+
+const ACCEPTED: &str = "payments:accepted";
+const QUEUE: &str = "payments:queue";
+const ATTEMPT: &str = "payments:attempt";
+const PROCESSING_PREFIX: &str = "payments:processing:";
+const INSTANCES: &str = "payments:instances";
+
+/// Queues a correlationId unless it was accepted before; returns 1 when newly queued.
+const ACCEPT_LUA: &str = r"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// One payment to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The client's correlationId (a UUID, lowercase).
+    pub correlation_id: String,
+    /// Amount in cents.
+    pub cents: i64,
+    raw: String,
+}
+
+impl Job {
+    /// Parses a queue entry (`"{correlationId}:{cents}"`).
+    pub fn parse(raw: String) -> Option<Self> {
+        let (id, cents) = raw.split_once(':')?;
+        let cents = cents.parse().ok()?;
+        Some(Self {
+            correlation_id: id.to_string(),
+            cents,
+            raw,
+        })
+    }
+}
+
+/// Where a payment was last sent: the processor and the `requestedAt` it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// The processor.
+    pub processor: Which,
+    /// `requestedAt`, ms since the Unix epoch.
+    pub requested_at_ms: i64,
+}
+
+impl Attempt {
+    fn encode(&self) -> String {
+        format!("{}|{}", self.processor.name(), self.requested_at_ms)
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (name, at) = text.split_once('|')?;
+        Some(Self {
+            processor: Which::from_name(name)?,
+            requested_at_ms: at.parse().ok()?,
+        })
+    }
+}
+
+/// Counts for `GET /queue-stats`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct QueueStats {
+    /// correlationIds ever accepted (since the last purge).
+    pub accepted: u64,
+    /// Waiting to be taken.
+    pub queued: u64,
+    /// Taken by some instance and not yet paid.
+    pub processing: u64,
+}
+
+/// The queue, as seen by one instance.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    /// A connection of its own for `BLMOVE`, which holds its connection while it waits.
+    blocking: ConnectionManager,
+    processing: String,
+    accept_script: redis::Script,
+}
+
+impl Queue {
+    /// Connects twice to `client` (commands, and blocking takes) as instance `instance`.
+    pub async fn connect(client: &redis::Client, instance: &str) -> redis::RedisResult<Self> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        let blocking = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Self {
+            conn,
+            blocking,
+            processing: format!("{PROCESSING_PREFIX}{instance}"),
+            accept_script: redis::Script::new(ACCEPT_LUA),
+        })
+    }
+
+    /// The command connection, for the other Redis users of the service.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Queues a payment; `false` when its correlationId was accepted before.
+    pub async fn accept(&self, correlation_id: &str, cents: i64) -> redis::RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        let queued: i64 = self
+            .accept_script
+            .key(ACCEPTED)
+            .key(QUEUE)
+            .arg(correlation_id)
+            .arg(cents)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(queued == 1)
+    }
+
+    /// Takes the next payment into this instance's processing list, waiting up to `wait`.
+    pub async fn take(&self, wait: Duration) -> redis::RedisResult<Option<Job>> {
+        let mut conn = self.blocking.clone();
+        let raw: Option<String> = conn
+            .blmove(
+                QUEUE,
+                &self.processing,
+                redis::Direction::Right,
+                redis::Direction::Left,
+                wait.as_secs_f64(),
+            )
+            .await?;
+        Ok(raw.and_then(|raw| {
+            let job = Job::parse(raw.clone());
+            if job.is_none() {
+                tracing::error!(entry = %raw, "unreadable queue entry; left in the processing list");
+            }
+            job
+        }))
+    }
+
+    /// Marks a payment done: out of the processing list, its attempt forgotten.
+    pub async fn finish(&self, job: &Job) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .lrem(&self.processing, 1, &job.raw)
+            .hdel(ATTEMPT, &job.correlation_id)
+            .query_async::<()>(&mut conn)
+            .await
+    }
+
+    /// The last recorded attempt for a payment, if any.
+    pub async fn attempt(&self, correlation_id: &str) -> redis::RedisResult<Option<Attempt>> {
+        let mut conn = self.conn.clone();
+        let text: Option<String> = conn.hget(ATTEMPT, correlation_id).await?;
+        Ok(text.as_deref().and_then(Attempt::decode))
+    }
+
+    /// Records the attempt about to be made (before the call, so it survives a crash).
+    pub async fn record_attempt(
+        &self,
+        correlation_id: &str,
+        attempt: Attempt,
+    ) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        conn.hset(ATTEMPT, correlation_id, attempt.encode()).await
+    }
+
+    /// Puts what this instance had taken before it stopped back on the queue (to be taken
+    /// first), and registers the instance so a purge finds its list.
+    pub async fn recover(&self) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        conn.sadd::<_, _, ()>(INSTANCES, &self.processing).await?;
+        let mut moved = 0;
+        loop {
+            let item: Option<String> = conn
+                .lmove(
+                    &self.processing,
+                    QUEUE,
+                    redis::Direction::Right,
+                    redis::Direction::Right,
+                )
+                .await?;
+            if item.is_none() {
+                return Ok(moved);
+            }
+            moved += 1;
+        }
+    }
+
+    /// Forgets every accepted, queued and in-progress payment.
+    pub async fn purge(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let lists: Vec<String> = conn.smembers(INSTANCES).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(ACCEPTED).del(QUEUE).del(ATTEMPT);
+        for list in &lists {
+            pipe.del(list);
+        }
+        pipe.query_async::<()>(&mut conn).await
+    }
+
+    /// Accepted / queued / processing counts.
+    pub async fn stats(&self) -> redis::RedisResult<QueueStats> {
+        let mut conn = self.conn.clone();
+        let lists: Vec<String> = conn.smembers(INSTANCES).await?;
+        let mut pipe = redis::pipe();
+        pipe.hlen(ACCEPTED).llen(QUEUE);
+        for list in &lists {
+            pipe.llen(list);
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(QueueStats {
+            accepted: counts.first().copied().unwrap_or(0),
+            queued: counts.get(1).copied().unwrap_or(0),
+            processing: counts.iter().skip(2).sum(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_and_attempts_round_trip() {
+        let job = Job::parse("4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3:1990".into()).expect("job");
+        assert_eq!(job.cents, 1990);
+        assert_eq!(job.correlation_id, "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3");
+        assert!(Job::parse("no-amount".into()).is_none());
+        let a = Attempt {
+            processor: Which::Fallback,
+            requested_at_ms: 1_752_580_800_123,
+        };
+        assert_eq!(Attempt::decode(&a.encode()), Some(a));
+        assert_eq!(Attempt::decode("other|1"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! Which processor gets the next payment: the cheaper default whenever it is usable, the
+//! fallback when the default's breaker is open or its service-health says failing.
+//!
+//! Each processor has a small breaker: `FAILURES_TO_OPEN` failures in a row open it for
+//! `OPEN_FOR`; then one payment probes it (half-open) while the rest keep going elsewhere;
+//! a success closes it. A service-health answer of `failing` opens it until the next
+//! health answer, which is at most one health window away.
+
+use super::client::Health;
+use super::Which;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Failures in a row that open a processor's breaker.
+const FAILURES_TO_OPEN: u32 = 3;
+/// How long an open breaker keeps payments away before a probe.
+const OPEN_FOR: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe is out; others wait for its answer.
+    Probing,
+}
+
+#[derive(Debug)]
+struct Processor {
+    state: State,
+    health_failing: bool,
+}
+
+impl Processor {
+    fn new() -> Self {
+        Self {
+            state: State::Closed { failures: 0 },
+            health_failing: false,
+        }
+    }
+
+    /// Whether this caller may send to it now (taking the probe if it is due).
+    fn take(&mut self, now: Instant) -> bool {
+        if self.health_failing {
+            return false;
+        }
+        match self.state {
+            State::Closed { .. } => true,
+            State::Open { until } if now >= until => {
+                self.state = State::Probing;
+                true
+            }
+            State::Open { .. } | State::Probing => false,
+        }
+    }
+}
+
+/// The routing state of one payments instance.
+#[derive(Debug)]
+pub struct Routing {
+    processors: Mutex<[Processor; 2]>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            processors: Mutex::new([Processor::new(), Processor::new()]),
+        }
+    }
+}
+
+fn index(which: Which) -> usize {
+    match which {
+        Which::Default => 0,
+        Which::Fallback => 1,
+    }
+}
+
+impl Routing {
+    /// The processor for the next call, or `None` when neither is usable right now.
+    pub fn choose(&self) -> Option<Which> {
+        let now = Instant::now();
+        let mut p = self.processors.lock().ok()?;
+        [Which::Default, Which::Fallback]
+            .into_iter()
+            .find(|&w| p[index(w)].take(now))
+    }
+
+    /// A call to `which` succeeded.
+    pub fn succeeded(&self, which: Which) {
+        if let Ok(mut p) = self.processors.lock() {
+            p[index(which)].state = State::Closed { failures: 0 };
+        }
+    }
+
+    /// A call to `which` failed or timed out.
+    pub fn failed(&self, which: Which) {
+        let Ok(mut p) = self.processors.lock() else {
+            return;
+        };
+        let processor = &mut p[index(which)];
+        processor.state = match processor.state {
+            State::Closed { failures } if failures + 1 < FAILURES_TO_OPEN => State::Closed {
+                failures: failures + 1,
+            },
+            State::Open { until } => State::Open { until },
+            _ => {
+                tracing::info!(processor = which.name(), "breaker open");
+                State::Open {
+                    until: Instant::now() + OPEN_FOR,
+                }
+            }
+        };
+    }
+
+    /// The latest service-health answer of `which`.
+    pub fn health(&self, which: Which, health: Health) {
+        if let Ok(mut p) = self.processors.lock() {
+            let processor = &mut p[index(which)];
+            if processor.health_failing != health.failing {
+                tracing::info!(
+                    processor = which.name(),
+                    failing = health.failing,
+                    "service-health changed"
+                );
+            }
+            processor.health_failing = health.failing;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_first_fallback_while_it_fails_and_back_after_a_probe() {
+        let r = Routing::default();
+        assert_eq!(r.choose(), Some(Which::Default));
+        for _ in 0..FAILURES_TO_OPEN {
+            r.failed(Which::Default);
+        }
+        assert_eq!(r.choose(), Some(Which::Fallback));
+        std::thread::sleep(OPEN_FOR);
+        // One probe goes to the default; the rest still go to the fallback.
+        assert_eq!(r.choose(), Some(Which::Default));
+        assert_eq!(r.choose(), Some(Which::Fallback));
+        r.succeeded(Which::Default);
+        assert_eq!(r.choose(), Some(Which::Default));
+    }
+
+    #[test]
+    fn a_failing_health_answer_takes_a_processor_out_until_it_recovers() {
+        let r = Routing::default();
+        let failing = Health {
+            failing: true,
+            min_response_time: 0,
+        };
+        r.health(Which::Default, failing);
+        assert_eq!(r.choose(), Some(Which::Fallback));
+        r.health(Which::Fallback, failing);
+        assert_eq!(r.choose(), None);
+        r.health(
+            Which::Default,
+            Health {
+                failing: false,
+                min_response_time: 0,
+            },
+        );
+        assert_eq!(r.choose(), Some(Which::Default));
+    }
+}
