@@ -5,6 +5,9 @@ source "$(dirname "$0")/lib.sh"
 stop_pid sluice 15
 for port in 8081 8082; do stop_pid "todo-$port" 10; done
 for port in 8201 8202; do stop_pid "testupstream-$port" 5; done
+for port in 8091 8092; do stop_pid "payments-$port" 10; done
+stop_pid processor-default 5
+stop_pid processor-fallback 5
 stop_pid analytics 10
 stop_pid tansu 10
 if [ -f "$RUN/redis.pid" ]; then stop_pid redis 10; fi

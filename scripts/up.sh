@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the whole stack: PostgreSQL, Redis, two todo instances and sluice.
+# Starts the whole stack: PostgreSQL, Redis, tansu, todo, payments + processor
+# simulators, the demo upstreams, analytics and sluice.
 # Installs what is missing first. Running it twice starts nothing twice.
 # REDIS_URL / DATABASE_URL point the stack at existing servers instead of starting ours.
 source "$(dirname "$0")/lib.sh"
@@ -60,6 +61,18 @@ for port in 8081 8082; do wait_http "todo-$port" "http://127.0.0.1:$port/health"
 for port in 8201 8202; do start_bg "testupstream-$port" "$BIN/testupstream" --port "$port"; done
 for port in 8201 8202; do wait_http "testupstream-$port" "http://127.0.0.1:$port/health"; done
 
+# Payments: two processor simulators (Rinha's default and fallback), then two payments
+# instances sharing the Redis queue and the PostgreSQL ledger.
+start_bg processor-default "$BIN/processor" --port 8001 --fee 0.05
+start_bg processor-fallback "$BIN/processor" --port 8002 --fee 0.15
+wait_port processor-default 8001
+wait_port processor-fallback 8002
+for port in 8091 8092; do
+  DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" start_bg "payments-$port" "$BIN/payments" --port "$port" \
+    --default-url http://127.0.0.1:8001 --fallback-url http://127.0.0.1:8002
+done
+for port in 8091 8092; do wait_http "payments-$port" "http://127.0.0.1:$port/health"; done
+
 DATABASE_URL="$DATABASE_URL" start_bg analytics "$BIN/analytics" --port 8100 --brokers "$KAFKA_BROKERS"
 wait_http analytics "http://127.0.0.1:8100/health" 60
 
@@ -75,6 +88,8 @@ sluice is up.
   admin    http://127.0.0.1:9901      (/health, /metrics; /admin/* with the token in .run/admin-token)
   todo     http://127.0.0.1:8081  http://127.0.0.1:8082
   demo     http://127.0.0.1:8201  http://127.0.0.1:8202   (controllable test upstreams; /demo/hedged, /demo/plain)
+  payments http://127.0.0.1:8091  http://127.0.0.1:8092   (behind /payments, /payments-summary, /purge-payments)
+  processors http://127.0.0.1:8001 (default, fee 5%)  http://127.0.0.1:8002 (fallback, fee 15%)  admin token 123
   postgres $DATABASE_URL
   redis    $REDIS_URL
   kafka    $KAFKA_BROKERS   (tansu; topic sluice.requests)

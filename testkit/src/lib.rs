@@ -6,6 +6,7 @@
 
 pub mod fake;
 pub mod http;
+pub mod payments;
 pub mod postgres;
 pub mod process;
 pub mod redis;

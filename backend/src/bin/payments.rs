@@ -53,6 +53,11 @@ struct Cli {
     /// The processors' service-health window, ms: polled at most once per window.
     #[arg(long, default_value_t = 5000)]
     health_window_ms: u64,
+    /// After a processor call timed out, how long to keep retrying it before asking it
+    /// whether it holds the payment, ms (also the least quiet time before its "not found"
+    /// counts). Must exceed the longest call a processor may still complete.
+    #[arg(long, default_value_t = 10_000)]
+    lookup_after_ms: u64,
     /// Payments this instance has at the processors at once.
     #[arg(long, default_value_t = 300)]
     max_in_flight: usize,
@@ -101,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         client,
         routing,
         max_in_flight: cli.max_in_flight,
-        unknown_for: timeout * 2,
+        lookup_after: Duration::from_millis(cli.lookup_after_ms),
     });
     tokio::spawn(workers.run());
 

@@ -66,19 +66,28 @@ async fn poll_one(
         .await?;
     if leased.is_some() {
         if let Some(health) = client.health(which).await {
-            let text = serde_json::to_string(&health).unwrap_or_default();
+            let report = Report {
+                health,
+                at_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let text = serde_json::to_string(&report).unwrap_or_default();
             conn.set_ex::<_, _, ()>(answer_key(which), text, ANSWER_TTL_S)
                 .await?;
         }
     }
     let stored: Option<String> = conn.get(answer_key(which)).await?;
-    // No recent answer: nobody could ask; the breaker alone decides.
-    let health = stored
-        .and_then(|s| serde_json::from_str::<Health>(&s).ok())
-        .unwrap_or(Health {
-            failing: false,
-            min_response_time: 0,
-        });
-    routing.health(which, health);
+    match stored.and_then(|s| serde_json::from_str::<Report>(&s).ok()) {
+        Some(report) => routing.health(which, report.health, report.at_ms),
+        // No recent answer: nobody could ask; the breaker alone decides.
+        None => routing.health_unknown(which),
+    }
     Ok(())
+}
+
+/// A stored service-health answer and when it was given (ms since the Unix epoch).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Report {
+    #[serde(flatten)]
+    health: Health,
+    at_ms: i64,
 }

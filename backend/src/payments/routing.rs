@@ -3,8 +3,9 @@
 //!
 //! Each processor has a small breaker: `FAILURES_TO_OPEN` failures in a row open it for
 //! `OPEN_FOR`; then one payment probes it (half-open) while the rest keep going elsewhere;
-//! a success closes it. A service-health answer of `failing` opens it until the next
-//! health answer, which is at most one health window away.
+//! a success closes it. A service-health answer of `failing` keeps it out until the next
+//! health answer, at most one health window away; an answer of "not failing" given after
+//! the breaker opened closes it at once (fresher evidence than the failures).
 
 use super::client::Health;
 use super::Which;
@@ -21,8 +22,10 @@ enum State {
     Closed {
         failures: u32,
     },
+    /// `since_ms`: when it opened (wall clock), to compare with health answers.
     Open {
         until: Instant,
+        since_ms: i64,
     },
     /// One probe is out; others wait for its answer.
     Probing,
@@ -32,6 +35,10 @@ enum State {
 struct Processor {
     state: State,
     health_failing: bool,
+    /// When the latest health answer applied was given.
+    health_at_ms: i64,
+    /// Its latest reported minimum response time.
+    min_response_time: Duration,
 }
 
 impl Processor {
@@ -39,6 +46,8 @@ impl Processor {
         Self {
             state: State::Closed { failures: 0 },
             health_failing: false,
+            health_at_ms: 0,
+            min_response_time: Duration::ZERO,
         }
     }
 
@@ -49,7 +58,7 @@ impl Processor {
         }
         match self.state {
             State::Closed { .. } => true,
-            State::Open { until } if now >= until => {
+            State::Open { until, .. } if now >= until => {
                 self.state = State::Probing;
                 true
             }
@@ -106,28 +115,55 @@ impl Routing {
             State::Closed { failures } if failures + 1 < FAILURES_TO_OPEN => State::Closed {
                 failures: failures + 1,
             },
-            State::Open { until } => State::Open { until },
+            open @ State::Open { .. } => open,
             _ => {
                 tracing::info!(processor = which.name(), "breaker open");
                 State::Open {
                     until: Instant::now() + OPEN_FOR,
+                    since_ms: chrono::Utc::now().timestamp_millis(),
                 }
             }
         };
     }
 
-    /// The latest service-health answer of `which`.
-    pub fn health(&self, which: Which, health: Health) {
-        if let Ok(mut p) = self.processors.lock() {
-            let processor = &mut p[index(which)];
-            if processor.health_failing != health.failing {
-                tracing::info!(
-                    processor = which.name(),
-                    failing = health.failing,
-                    "service-health changed"
-                );
+    /// A service-health answer of `which`, given at `at_ms` (repeats are ignored).
+    pub fn health(&self, which: Which, health: Health, at_ms: i64) {
+        let Ok(mut p) = self.processors.lock() else {
+            return;
+        };
+        let processor = &mut p[index(which)];
+        if at_ms <= processor.health_at_ms {
+            return;
+        }
+        processor.health_at_ms = at_ms;
+        if processor.health_failing != health.failing {
+            tracing::info!(
+                processor = which.name(),
+                failing = health.failing,
+                "service-health changed"
+            );
+        }
+        processor.health_failing = health.failing;
+        processor.min_response_time = Duration::from_millis(health.min_response_time);
+        if let State::Open { since_ms, .. } = processor.state {
+            if !health.failing && at_ms > since_ms {
+                processor.state = State::Closed { failures: 0 };
             }
-            processor.health_failing = health.failing;
+        }
+    }
+
+    /// The latest minimum response time `which` reported (zero before any answer).
+    pub fn min_response_time(&self, which: Which) -> Duration {
+        self.processors
+            .lock()
+            .map(|p| p[index(which)].min_response_time)
+            .unwrap_or_default()
+    }
+
+    /// No recent service-health answer for `which`: only the breaker decides.
+    pub fn health_unknown(&self, which: Which) {
+        if let Ok(mut p) = self.processors.lock() {
+            p[index(which)].health_failing = false;
         }
     }
 }
@@ -159,16 +195,27 @@ mod tests {
             failing: true,
             min_response_time: 0,
         };
-        r.health(Which::Default, failing);
+        let ok = Health {
+            failing: false,
+            min_response_time: 0,
+        };
+        r.health(Which::Default, failing, 1);
         assert_eq!(r.choose(), Some(Which::Fallback));
-        r.health(Which::Fallback, failing);
+        r.health(Which::Fallback, failing, 1);
         assert_eq!(r.choose(), None);
+        r.health(Which::Default, ok, 2);
+        assert_eq!(r.choose(), Some(Which::Default));
+
+        // An answer given after the breaker opened closes it; an older one does not.
+        for _ in 0..FAILURES_TO_OPEN {
+            r.failed(Which::Default);
+        }
+        r.health(Which::Default, ok, 3);
+        assert_eq!(r.choose(), None, "the fallback is still reported failing");
         r.health(
             Which::Default,
-            Health {
-                failing: false,
-                min_response_time: 0,
-            },
+            ok,
+            chrono::Utc::now().timestamp_millis() + 1,
         );
         assert_eq!(r.choose(), Some(Which::Default));
     }

@@ -39,9 +39,10 @@ pub struct Workers {
     pub routing: Arc<Routing>,
     /// Payments in progress at once.
     pub max_in_flight: usize,
-    /// After an unknown outcome, how long to wait before a lookup may release the
-    /// payment to the other processor (longer than any call the processor may still finish).
-    pub unknown_for: Duration,
+    /// After a call with an unknown outcome, how long to keep calling the same processor
+    /// before asking it instead (`GET /payments/{id}`) — and the least time since the last
+    /// call before its "not found" is believed. Longer than any call it may still finish.
+    pub lookup_after: Duration,
 }
 
 impl Workers {
@@ -82,9 +83,20 @@ impl Workers {
         // An attempt recorded earlier (before a restart) has an unknown outcome.
         let mut last: Option<Attempt> =
             retry(|| self.queue.attempt(id), "reading an attempt").await;
-        let mut unknown_since = last.map(|_| Instant::now());
+        let mut unknown = last.map(|_| Unknown::new(Instant::now()));
         loop {
-            let (which, requested_at_ms) = match (last, unknown_since) {
+            if let (Some(a), Some(u)) = (last, unknown) {
+                if u.since.elapsed() >= self.lookup_after {
+                    match self.resolve(a, u, id).await {
+                        Resolved::Paid(at) => return self.paid(&job, a.processor, at).await,
+                        Resolved::NotPaid => unknown = None,
+                        Resolved::Unknown => {}
+                    }
+                    continue;
+                }
+            }
+            let (which, requested_at_ms) = match (last, unknown) {
+                // Outcome unknown: same processor, same requestedAt, until it tells.
                 (Some(a), Some(_)) => (a.processor, a.requested_at_ms),
                 _ => match self.routing.choose() {
                     Some(which) => (which, Utc::now().timestamp_millis()),
@@ -107,6 +119,7 @@ impl Workers {
                 last = Some(attempt);
             }
             let requested_at = instant(requested_at_ms);
+            let sent = Instant::now();
             match self.client.pay(which, id, job.cents, requested_at).await {
                 PayOutcome::Paid => {
                     self.routing.succeeded(which);
@@ -122,7 +135,7 @@ impl Workers {
                 PayOutcome::NotPaid => self.routing.failed(which),
                 PayOutcome::Unknown => {
                     self.routing.failed(which);
-                    unknown_since.get_or_insert_with(Instant::now);
+                    unknown.get_or_insert(Unknown::new(sent)).last_sent = sent;
                 }
                 PayOutcome::Refused(status) => {
                     self.routing.succeeded(which);
@@ -134,18 +147,28 @@ impl Workers {
                     return retry(|| self.queue.finish(&job), "finishing a job").await;
                 }
             }
-            if let Some(since) = unknown_since {
-                if since.elapsed() >= self.unknown_for {
-                    match self.client.lookup(which, id).await {
-                        Ok(Some(stored)) => {
-                            return self.paid(&job, which, stored.requested_at).await
-                        }
-                        Ok(None) => unknown_since = None,
-                        Err(()) => {}
-                    }
-                }
-            }
             tokio::time::sleep(BACKOFF).await;
+        }
+    }
+
+    /// After calls with unknown outcomes: once the last of them must be over (at least
+    /// `lookup_after`, and twice the processor's reported response time), ask the
+    /// processor whether it holds the payment.
+    async fn resolve(&self, attempt: Attempt, unknown: Unknown, id: &str) -> Resolved {
+        let quiet = self
+            .lookup_after
+            .max(self.routing.min_response_time(attempt.processor) * 2);
+        let wait = quiet.saturating_sub(unknown.last_sent.elapsed());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        match self.client.lookup(attempt.processor, id).await {
+            Ok(Some(stored)) => Resolved::Paid(stored.requested_at),
+            Ok(None) => Resolved::NotPaid,
+            Err(()) => {
+                tokio::time::sleep(STORE_BACKOFF).await;
+                Resolved::Unknown
+            }
         }
     }
 
@@ -159,6 +182,32 @@ impl Workers {
         .await;
         retry(|| self.queue.finish(job), "finishing a job").await;
     }
+}
+
+/// Calls whose outcome is unknown: since when, and when the latest was sent.
+#[derive(Debug, Clone, Copy)]
+struct Unknown {
+    since: Instant,
+    last_sent: Instant,
+}
+
+impl Unknown {
+    fn new(at: Instant) -> Self {
+        Self {
+            since: at,
+            last_sent: at,
+        }
+    }
+}
+
+/// What a lookup after unknown outcomes showed.
+enum Resolved {
+    /// The processor holds it, requested at this instant.
+    Paid(DateTime<Utc>),
+    /// It does not: free to go anywhere.
+    NotPaid,
+    /// No answer; still unknown.
+    Unknown,
 }
 
 fn instant(ms: i64) -> DateTime<Utc> {

@@ -1,0 +1,277 @@
+//! The payments family with real processes: PostgreSQL, Redis, two processor simulators,
+//! two payments instances and sluice in front, as in the stack.
+//!
+//! Every test also checks the processors' `service-health` limit: across both instances,
+//! never more than one call per 5 s window per processor (none queued, none refused).
+
+use sluice_testkit::http;
+use sluice_testkit::payments::{parse_summary, PaymentsService, ProcessorSim};
+use sluice_testkit::postgres::Postgres;
+use sluice_testkit::redis::Redis;
+use sluice_testkit::services::Sluice;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+struct Stack {
+    started: Instant,
+    default: ProcessorSim,
+    fallback: ProcessorSim,
+    instances: Vec<PaymentsService>,
+    sluice: Sluice,
+    _pg: Postgres,
+    _redis: Redis,
+}
+
+impl Stack {
+    fn start(extra: &[&str]) -> Self {
+        let started = Instant::now();
+        let pg = Postgres::start();
+        let redis = Redis::start();
+        let default = ProcessorSim::start(0.05);
+        let fallback = ProcessorSim::start(0.15);
+        let instances: Vec<PaymentsService> = (0..2)
+            .map(|_| PaymentsService::start(&pg.url(), &redis.url(), &default, &fallback, extra))
+            .collect();
+        let peers: Vec<String> = instances
+            .iter()
+            .map(|i| format!("\"{}\"", i.addr))
+            .collect();
+        let sluice = Sluice::start(&format!(
+            r#"server: {{ listen: "{{listen}}", admin_listen: "{{admin}}", threads: 2, grace_period_s: 1 }}
+upstreams:
+  payments:
+    peers: [{}]
+    health_check: {{ path: /health, interval_ms: 1000, timeout_ms: 300, healthy_after: 2, unhealthy_after: 2 }}
+    retries: 2
+routes:
+  - {{ name: payments, path_prefix: /payments, upstream: payments }}
+  - {{ name: payments-summary, path_prefix: /payments-summary, upstream: payments }}
+  - {{ name: purge-payments, path_prefix: /purge-payments, upstream: payments }}
+"#,
+            peers.join(", ")
+        ));
+        Self {
+            started,
+            default,
+            fallback,
+            instances,
+            sluice,
+            _pg: pg,
+            _redis: redis,
+        }
+    }
+
+    fn proxy(&self) -> SocketAddr {
+        self.sluice.proxy
+    }
+
+    /// POSTs payments of 19.90 with fresh ids from 8 threads; returns the ids.
+    fn burst(&self, count: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..count)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        std::thread::scope(|scope| {
+            for chunk in ids.chunks(count.div_ceil(8).max(1)) {
+                let proxy = self.proxy();
+                scope.spawn(move || {
+                    for id in chunk {
+                        let status = post(proxy, id, "19.90");
+                        assert!(
+                            (200..300).contains(&status),
+                            "POST /payments answered {status}"
+                        );
+                    }
+                });
+            }
+        });
+        ids
+    }
+
+    /// Our summary through the gateway: [(count, amount) default, fallback].
+    fn summary(&self, query: &str) -> [(u64, f64); 2] {
+        let r = http::get(self.proxy(), &format!("/payments-summary{query}")).expect("summary");
+        assert_eq!(r.status, 200, "{}", r.body);
+        parse_summary(&r.body)
+    }
+
+    /// Waits until nothing is queued or in progress and `total` payments are in the ledger.
+    fn wait_settled(&self, total: u64) {
+        let settled = sluice_testkit::eventually(Duration::from_secs(60), || {
+            let [d, f] = self.summary("");
+            let (_, queued, processing) = self.instances[0].queue_stats();
+            d.0 + f.0 == total && queued == 0 && processing == 0
+        });
+        let [d, f] = self.summary("");
+        assert!(
+            settled,
+            "expected {total} paid, ledger has default {d:?} fallback {f:?}, queue {:?}\n{}",
+            self.instances[0].queue_stats(),
+            self.instances[0].process.output()
+        );
+    }
+
+    /// Our summary equals the processors' own, for `query`.
+    fn assert_consistent(&self, query: &str) {
+        let ours = self.summary(query);
+        let theirs = [self.default.summary(query), self.fallback.summary(query)];
+        assert_eq!(
+            ours, theirs,
+            "summary{query}: ours (default, fallback) vs the processors'"
+        );
+    }
+
+    /// service-health: at most one call per 5 s window per processor, none queued or refused.
+    fn assert_health_limit(&self) {
+        let windows = self.started.elapsed().as_secs() / 5 + 1;
+        for (name, p) in [("default", &self.default), ("fallback", &self.fallback)] {
+            let (calls, queued, rejected) = p.health_stats();
+            assert!(calls >= 1, "{name}: service-health was never polled");
+            assert!(
+                calls <= windows && queued == 0 && rejected == 0,
+                "{name}: {calls} health calls in {windows} windows, {queued} queued, {rejected} refused"
+            );
+        }
+    }
+}
+
+fn post(proxy: SocketAddr, id: &str, amount: &str) -> u16 {
+    let body = format!(r#"{{"correlationId":"{id}","amount":{amount}}}"#);
+    http::send_json(proxy, "POST", "/payments", &body)
+        .map(|r| r.status)
+        .unwrap_or_else(|e| panic!("POST /payments through sluice failed: {e}"))
+}
+
+#[test]
+fn duplicates_are_paid_once_and_summaries_match_the_processors() {
+    let stack = Stack::start(&[]);
+    let before = now();
+
+    // The same correlationId, five times, through both instances.
+    let id = uuid::Uuid::new_v4().to_string();
+    for _ in 0..5 {
+        let status = post(stack.proxy(), &id, "19.90");
+        assert!(status == 202 || status == 200, "{status}");
+    }
+    // Bad bodies are refused and name the field.
+    let r = http::send_json(
+        stack.proxy(),
+        "POST",
+        "/payments",
+        r#"{"correlationId":"nope","amount":1}"#,
+    )
+    .expect("post");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("correlationId"), "{}", r.body);
+    let r = http::send_json(stack.proxy(), "POST", "/payments", "{").expect("post");
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    stack.wait_settled(1);
+    assert_eq!(
+        stack.default.summary("").0 + stack.fallback.summary("").0,
+        1
+    );
+
+    // A burst through both instances, then the summary matches, whole and in part.
+    stack.burst(400);
+    stack.wait_settled(401);
+    stack.assert_consistent("");
+    let after = now();
+    stack.assert_consistent(&format!("?from={before}&to={after}"));
+    stack.assert_consistent(&format!("?from={after}"));
+    let r = http::get(stack.proxy(), "/payments-summary?from=yesterday").expect("summary");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("from"), "{}", r.body);
+
+    // Both instances' workers took part: the processors saw the default get them all.
+    let [d, f] = stack.summary("");
+    assert_eq!(
+        (d.0, f.0),
+        (401, 0),
+        "a healthy default takes every payment"
+    );
+    assert!((d.1 - 401.0 * 19.90).abs() < 1e-6, "{}", d.1);
+
+    // Purge clears our side; the processors keep theirs until purged themselves.
+    let r = http::request(stack.proxy(), "POST", "/purge-payments", &[], None).expect("purge");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stack.summary(""), [(0, 0.0), (0, 0.0)]);
+    stack.assert_health_limit();
+}
+
+/// Now as an RFC 3339 `from`/`to` bound (UTC, ms).
+fn now() -> String {
+    sluice_backend::rinha::format_instant(chrono::Utc::now())
+}
+
+#[test]
+fn a_failing_default_sends_payments_to_the_fallback_and_they_come_back() {
+    let stack = Stack::start(&[]);
+    stack.default.set_failure(true);
+    stack.burst(100);
+    stack.wait_settled(100);
+    let [d, f] = stack.summary("");
+    assert_eq!(
+        (d.0, f.0),
+        (0, 100),
+        "the failing default paid nothing; the fallback all"
+    );
+    stack.assert_consistent("");
+
+    // Recovered: within a health window (and a breaker probe) payments go back to it.
+    stack.default.set_failure(false);
+    std::thread::sleep(Duration::from_millis(5500));
+    stack.burst(100);
+    stack.wait_settled(200);
+    let [d, f] = stack.summary("");
+    assert_eq!(
+        (d.0, f.0),
+        (100, 100),
+        "after recovery the default takes them again"
+    );
+    stack.assert_consistent("");
+    stack.assert_health_limit();
+}
+
+#[test]
+fn timed_out_payments_are_never_paid_by_both_processors() {
+    // The default answers after 600 ms but the instances give up after 200 ms: every call
+    // times out, yet the default still pays. Each payment must stay with the default
+    // (retries answer 422 "already paid") and never reach the fallback too.
+    let stack = Stack::start(&["--processor-timeout-ms", "200", "--lookup-after-ms", "1500"]);
+    stack.default.set_delay(600);
+    let ids = stack.burst(30);
+    stack.wait_settled(30);
+    let [d, f] = stack.summary("");
+    assert_eq!(d.0 + f.0, 30);
+    let (theirs_default, theirs_fallback) =
+        (stack.default.summary("").0, stack.fallback.summary("").0);
+    assert_eq!(
+        theirs_default + theirs_fallback,
+        30,
+        "processors made {theirs_default} + {theirs_fallback} payments for {} ids",
+        ids.len()
+    );
+    assert_eq!(
+        (theirs_default, theirs_fallback),
+        (30, 0),
+        "every payment stays with the default whose calls timed out"
+    );
+    stack.assert_consistent("");
+    stack.assert_health_limit();
+}
+
+#[test]
+fn a_crashed_instance_leaves_nothing_unpaid_or_paid_twice() {
+    let mut stack = Stack::start(&[]);
+    stack.default.set_delay(300);
+    stack.burst(300);
+    // Kill one instance while it holds payments at the processor; its leftovers are
+    // queued again when it restarts.
+    stack.instances[1].kill_and_restart();
+    stack.wait_settled(300);
+    let (theirs_default, theirs_fallback) =
+        (stack.default.summary("").0, stack.fallback.summary("").0);
+    assert_eq!(theirs_default + theirs_fallback, 300);
+    stack.assert_consistent("");
+    stack.assert_health_limit();
+}
