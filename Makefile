@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice/target
 
-.PHONY: up down test lint bench k6-reload reload upgrade check-config
+.PHONY: up down test lint bench k6-reload k6-payments reload upgrade check-config
 
 up:            ## install what is missing, build, start the whole stack
 	@scripts/up.sh
@@ -22,6 +22,9 @@ bench:         ## direct vs sluice vs nginx on GET /todos; writes bench/RESULTS.
 
 k6-reload:     ## k6 load while the config is reloaded every second; appends to bench/RESULTS.md
 	@bench/k6/reload.sh
+
+k6-payments:   ## the Rinha de Backend 2025 scenario through sluice; writes bench/results/30-payments.md
+	@bench/k6/payments.sh
 
 reload:        ## validate conf/sluice.yaml, then SIGHUP the running sluice
 	@$(CARGO_TARGET_DIR)/release/sluice --config conf/sluice.yaml --test

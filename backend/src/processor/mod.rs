@@ -146,18 +146,17 @@ fn message(status: StatusCode, text: &str) -> Response {
     (status, Json(json!({ "message": text }))).into_response()
 }
 
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+/// The body as a JSON object, or the 400 message saying why not.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, String> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(message(
-            StatusCode::BAD_REQUEST,
-            "body must be a JSON object",
-        )),
-        Err(e) => Err(message(
-            StatusCode::BAD_REQUEST,
-            &format!("body is not valid JSON: {e}"),
-        )),
+        Ok(_) => Err("body must be a JSON object".into()),
+        Err(e) => Err(format!("body is not valid JSON: {e}")),
     }
+}
+
+fn bad_request(text: &str) -> Response {
+    message(StatusCode::BAD_REQUEST, text)
 }
 
 /// A payment as the processor receives it.
@@ -167,24 +166,23 @@ struct PaymentRequest {
     requested_at: DateTime<Utc>,
 }
 
-fn parse_payment(body: &[u8]) -> Result<PaymentRequest, Response> {
+fn parse_payment(body: &[u8]) -> Result<PaymentRequest, String> {
     let map = json_object(body)?;
-    let bad = |text: &str| message(StatusCode::BAD_REQUEST, text);
     let correlation_id = map
         .get("correlationId")
         .and_then(Value::as_str)
         .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        .ok_or_else(|| bad("correlationId: must be a UUID string"))?
+        .ok_or("correlationId: must be a UUID string")?
         .to_string();
     let cents = map
         .get("amount")
         .and_then(rinha::cents_from_json)
-        .ok_or_else(|| bad("amount: must be a positive number"))?;
+        .ok_or("amount: must be a positive number")?;
     let requested_at = map
         .get("requestedAt")
         .and_then(Value::as_str)
         .and_then(rinha::parse_instant)
-        .ok_or_else(|| bad("requestedAt: must be an RFC 3339 timestamp"))?;
+        .ok_or("requestedAt: must be an RFC 3339 timestamp")?;
     Ok(PaymentRequest {
         correlation_id,
         cents,
@@ -195,7 +193,7 @@ fn parse_payment(body: &[u8]) -> Result<PaymentRequest, Response> {
 async fn pay(State(p): State<Arc<Processor>>, body: Bytes) -> Response {
     let request = match parse_payment(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return bad_request(&e),
     };
     // Spawned so a client that hangs up does not cancel it: the payment is still made.
     let work = tokio::spawn(async move { process(&p, request).await });
@@ -314,7 +312,7 @@ async fn summary(
     }
     let range = match Range::from_query(&query) {
         Ok(r) => r,
-        Err(e) => return message(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return bad_request(&e),
     };
     let (count, cents) = p
         .payments
@@ -343,14 +341,14 @@ async fn set_token(State(p): State<Arc<Processor>>, headers: HeaderMap, body: By
     }
     let map = match json_object(&body) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(e) => return bad_request(&e),
     };
     let Some(token) = map
         .get("token")
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
     else {
-        return message(StatusCode::BAD_REQUEST, "token: must be a non-empty string");
+        return bad_request("token: must be a non-empty string");
     };
     match p.token.write() {
         Ok(mut current) => {
@@ -367,13 +365,10 @@ async fn set_delay(State(p): State<Arc<Processor>>, headers: HeaderMap, body: By
     }
     let map = match json_object(&body) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(e) => return bad_request(&e),
     };
     let Some(delay) = map.get("delay").and_then(Value::as_u64) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "delay: must be a whole number of ms",
-        );
+        return bad_request("delay: must be a whole number of ms");
     };
     let was = p.delay_ms.swap(delay, Ordering::Relaxed);
     Json(json!({"config": "delay", "was": was, "is": delay})).into_response()
@@ -385,10 +380,10 @@ async fn set_failure(State(p): State<Arc<Processor>>, headers: HeaderMap, body: 
     }
     let map = match json_object(&body) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(e) => return bad_request(&e),
     };
     let Some(failure) = map.get("failure").and_then(Value::as_bool) else {
-        return message(StatusCode::BAD_REQUEST, "failure: must be true or false");
+        return bad_request("failure: must be true or false");
     };
     let was = p.failing.swap(failure, Ordering::Relaxed);
     Json(json!({"config": "failure", "was": was, "is": failure})).into_response()
