@@ -45,10 +45,12 @@ fi
 ensure_admin_token
 
 # Kafka-compatible broker: tansu with SQLite storage under .run/tansu (records and
-# consumer offsets survive restarts). KAFKA_BROKERS=host:port uses an existing cluster.
+# consumer offsets survive restarts). It and analytics run at a lower CPU priority
+# (nice 10): they are off the request path, and on a small box their bursts otherwise
+# show up in request tail latency. KAFKA_BROKERS=host:port uses an existing cluster.
 if [ "$KAFKA_BROKERS" = "127.0.0.1:$KAFKA_PORT" ]; then
   mkdir -p "$RUN/tansu"
-  start_bg tansu bash -c "cd '$RUN/tansu' && exec '$TANSU' broker \
+  start_bg tansu nice -n 10 bash -c "cd '$RUN/tansu' && exec '$TANSU' broker \
     --listener-url tcp://127.0.0.1:$KAFKA_PORT --advertised-listener-url tcp://127.0.0.1:$KAFKA_PORT \
     --storage-engine sqlite://tansu.db"
   wait_port tansu "$KAFKA_PORT"
@@ -73,7 +75,7 @@ for port in 8091 8092; do
 done
 for port in 8091 8092; do wait_http "payments-$port" "http://127.0.0.1:$port/health"; done
 
-DATABASE_URL="$DATABASE_URL" start_bg analytics "$BIN/analytics" --port 8100 --brokers "$KAFKA_BROKERS"
+DATABASE_URL="$DATABASE_URL" start_bg analytics nice -n 10 "$BIN/analytics" --port 8100 --brokers "$KAFKA_BROKERS"
 wait_http analytics "http://127.0.0.1:8100/health" 60
 
 "$BIN/sluice" --config conf/sluice.yaml --test >/dev/null
