@@ -12,5 +12,7 @@ pub mod processor;
 pub mod rinha;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod testupstream;
 pub mod todo;

@@ -298,22 +298,51 @@ async fn payment(State(p): State<Arc<Processor>>, Path(id): Path<String>) -> Res
     }
 }
 
-fn unauthorized() -> Response {
-    message(StatusCode::UNAUTHORIZED, "X-Rinha-Token missing or wrong")
+/// Why an admin call is refused.
+#[derive(Debug)]
+enum Refusal {
+    /// Missing or wrong `X-Rinha-Token`.
+    Unauthorized,
+    /// A bad body or parameter; the message names it.
+    BadRequest(String),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unauthorized => {
+                message(StatusCode::UNAUTHORIZED, "X-Rinha-Token missing or wrong")
+            }
+            Self::BadRequest(text) => bad_request(&text),
+        }
+    }
+}
+
+impl Processor {
+    fn require_token(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        if self.authorized(headers) {
+            Ok(())
+        } else {
+            Err(Refusal::Unauthorized)
+        }
+    }
+
+    /// The token checked, the body's `field` (for the configuration calls).
+    fn admin_field(&self, headers: &HeaderMap, body: &[u8], field: &str) -> Result<Value, Refusal> {
+        self.require_token(headers)?;
+        let mut map = json_object(body).map_err(Refusal::BadRequest)?;
+        map.remove(field)
+            .ok_or_else(|| Refusal::BadRequest(format!("{field}: missing")))
+    }
 }
 
 async fn summary(
     State(p): State<Arc<Processor>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    if !p.authorized(&headers) {
-        return unauthorized();
-    }
-    let range = match Range::from_query(&query) {
-        Ok(r) => r,
-        Err(e) => return bad_request(&e),
-    };
+) -> Result<Response, Refusal> {
+    p.require_token(&headers)?;
+    let range = Range::from_query(&query).map_err(Refusal::BadRequest)?;
     let (count, cents) = p
         .payments
         .lock()
@@ -326,97 +355,84 @@ async fn summary(
     let fee = serde_json::Number::from_f64(cents as f64 * p.fee / 100.0)
         .map(Value::Number)
         .unwrap_or(Value::Null);
-    Json(json!({
+    Ok(Json(json!({
         "totalRequests": count,
         "totalAmount": rinha::cents_to_json(cents),
         "totalFee": fee,
         "feePerTransaction": p.fee,
     }))
-    .into_response()
+    .into_response())
 }
 
-async fn set_token(State(p): State<Arc<Processor>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !p.authorized(&headers) {
-        return unauthorized();
-    }
-    let map = match json_object(&body) {
-        Ok(m) => m,
-        Err(e) => return bad_request(&e),
-    };
-    let Some(token) = map
-        .get("token")
-        .and_then(Value::as_str)
+async fn set_token(
+    State(p): State<Arc<Processor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let value = p.admin_field(&headers, &body, "token")?;
+    let token = value
+        .as_str()
         .filter(|t| !t.is_empty())
-    else {
-        return bad_request("token: must be a non-empty string");
-    };
+        .ok_or_else(|| Refusal::BadRequest("token: must be a non-empty string".into()))?;
     match p.token.write() {
         Ok(mut current) => {
             *current = token.to_string();
-            StatusCode::NO_CONTENT.into_response()
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Err(_) => message(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Err(_) => Ok(message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
     }
 }
 
-async fn set_delay(State(p): State<Arc<Processor>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !p.authorized(&headers) {
-        return unauthorized();
-    }
-    let map = match json_object(&body) {
-        Ok(m) => m,
-        Err(e) => return bad_request(&e),
-    };
-    let Some(delay) = map.get("delay").and_then(Value::as_u64) else {
-        return bad_request("delay: must be a whole number of ms");
-    };
+async fn set_delay(
+    State(p): State<Arc<Processor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let delay = p
+        .admin_field(&headers, &body, "delay")?
+        .as_u64()
+        .ok_or_else(|| Refusal::BadRequest("delay: must be a whole number of ms".into()))?;
     let was = p.delay_ms.swap(delay, Ordering::Relaxed);
-    Json(json!({"config": "delay", "was": was, "is": delay})).into_response()
+    Ok(Json(json!({"config": "delay", "was": was, "is": delay})).into_response())
 }
 
-async fn set_failure(State(p): State<Arc<Processor>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !p.authorized(&headers) {
-        return unauthorized();
-    }
-    let map = match json_object(&body) {
-        Ok(m) => m,
-        Err(e) => return bad_request(&e),
-    };
-    let Some(failure) = map.get("failure").and_then(Value::as_bool) else {
-        return bad_request("failure: must be true or false");
-    };
+async fn set_failure(
+    State(p): State<Arc<Processor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let failure = p
+        .admin_field(&headers, &body, "failure")?
+        .as_bool()
+        .ok_or_else(|| Refusal::BadRequest("failure: must be true or false".into()))?;
     let was = p.failing.swap(failure, Ordering::Relaxed);
-    Json(json!({"config": "failure", "was": was, "is": failure})).into_response()
+    Ok(Json(json!({"config": "failure", "was": was, "is": failure})).into_response())
 }
 
-async fn purge(State(p): State<Arc<Processor>>, headers: HeaderMap) -> Response {
-    if !p.authorized(&headers) {
-        return unauthorized();
-    }
+async fn purge(State(p): State<Arc<Processor>>, headers: HeaderMap) -> Result<Response, Refusal> {
+    p.require_token(&headers)?;
     if let Ok(mut payments) = p.payments.lock() {
         payments.clear();
     }
-    message(StatusCode::OK, "All payments purged.")
+    Ok(message(StatusCode::OK, "All payments purged."))
 }
 
-async fn health_stats(State(p): State<Arc<Processor>>, headers: HeaderMap) -> Response {
-    if !p.authorized(&headers) {
-        return unauthorized();
-    }
-    Json(json!({
+async fn health_stats(
+    State(p): State<Arc<Processor>>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    p.require_token(&headers)?;
+    Ok(Json(json!({
         "calls": p.health_calls.load(Ordering::Relaxed),
         "queued": p.health_queued.load(Ordering::Relaxed),
         "rejected": p.health_rejected.load(Ordering::Relaxed),
     }))
-    .into_response()
+    .into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
 
     async fn call(
         app: &Router,
@@ -425,20 +441,11 @@ mod tests {
         token: Option<&str>,
         body: &str,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
+        let mut headers = vec![("content-type", "application/json")];
         if let Some(t) = token {
-            req = req.header("X-Rinha-Token", t);
+            headers.push(("X-Rinha-Token", t));
         }
-        let req = req
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .expect("request");
-        let resp = app.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let bytes = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .expect("body")
-            .to_bytes();
+        let (status, bytes) = crate::test_support::call(app, method, uri, &headers, body).await;
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),

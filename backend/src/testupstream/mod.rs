@@ -160,22 +160,9 @@ async fn serve(State(s): State<Arc<Upstream>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
 
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(Body::from(body.to_string()))
-            .expect("request");
-        let resp = app.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let bytes = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .expect("body")
-            .to_bytes();
+        let (status, bytes) = crate::test_support::call(app, method, uri, &[], body).await;
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
