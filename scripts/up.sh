@@ -82,6 +82,7 @@ wait_http analytics "http://127.0.0.1:8100/health" 60
 start_bg sluice "$BIN/sluice" --config conf/sluice.yaml
 wait_http sluice "http://127.0.0.1:9901/health"
 wait_http sluice "http://127.0.0.1:9999/todos?limit=1"
+wait_http sluice "http://127.0.0.1:9999/payments-summary"
 
 cat <<MSG
 

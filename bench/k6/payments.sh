@@ -14,6 +14,8 @@ RAMP_S="${RAMP_S:-60}"
 TARGETS="${TARGETS:-sluice sluice-nokafka direct}"
 SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
 curl -fsS -o /dev/null --max-time 1 http://127.0.0.1:8091/health || "$ROOT/scripts/up.sh"
+# sluice routes to the payments group only once its health checks passed.
+wait_http sluice-payments "http://127.0.0.1:9999/payments-summary" 30
 
 D="$RUN/payments-bench"
 mkdir -p "$D"
@@ -31,7 +33,10 @@ run() { # $1 = target name, $2 = base URL
   echo "k6 [$1]: ramp to $MAX_VUS VUs over ${RAMP_S}s against $2 (log: $D/$1.log)"
   k6 run --quiet -e BASE_URL="$2" -e SUMMARY_FILE="$s" -e MAX_VUS="$MAX_VUS" -e RAMP_S="$RAMP_S" \
     bench/k6/payments.js >"$D/$1.log" 2>&1 || true
-  [ -s "$s" ] || { echo "k6 produced no summary; see $D/$1.log" >&2; exit 1; }
+  if [ ! -s "$s" ] || [ "$(jq .accepted "$s")" = 0 ]; then
+    echo "k6 [$1] accepted no payments; see $D/$1.log" >&2
+    exit 1
+  fi
   jq -c . "$s"
 }
 
@@ -43,7 +48,7 @@ for target in $TARGETS; do
       "$BIN/sluice" --config "$D/nokafka.yaml" --pid-file "$D/pid" --upgrade-sock "$D/upgrade.sock" \
         >"$LOGS/payments-bench-sluice.log" 2>&1 &
       SPID=$!
-      wait_http payments-bench-sluice "http://127.0.0.1:19909/health" 30
+      wait_http payments-bench-sluice "http://127.0.0.1:19999/payments-summary" 30
       run sluice-nokafka http://127.0.0.1:19999
       kill -INT "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=""
       ;;

@@ -20,6 +20,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of glibc's malloc: a proxy allocates and frees small buffers and
+/// header maps per request from several threads, where glibc's arenas showed up as ~9%
+/// of sluice's CPU under load (perf); see bench/NOTES.md for the A/B.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sluice: a programmable API gateway on Pingora.
 #[derive(Debug, Parser)]
 #[command(version, about)]

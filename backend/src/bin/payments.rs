@@ -61,6 +61,9 @@ struct Cli {
     /// Payments this instance has at the processors at once.
     #[arg(long, default_value_t = 300)]
     max_in_flight: usize,
+    /// Threads of the worker runtime (the HTTP API has its own).
+    #[arg(long, default_value_t = 1)]
+    worker_threads: usize,
     /// Pool size.
     #[arg(long, default_value_t = 8)]
     max_connections: u32,
@@ -93,7 +96,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let routing = Arc::new(Routing::default());
 
-    tokio::spawn(health::run(
+    // The workers get a runtime (and thread) of their own: bursts of processor answers
+    // then never queue ahead of POST /payments, whose latency clients see.
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads)
+        .thread_name("payments-worker")
+        .enable_all()
+        .build()
+        .context("starting the worker runtime")?;
+    background.spawn(health::run(
         queue.connection(),
         client.clone(),
         routing.clone(),
@@ -108,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         max_in_flight: cli.max_in_flight,
         lookup_after: Duration::from_millis(cli.lookup_after_ms),
     });
-    tokio::spawn(workers.run());
+    background.spawn(workers.run());
 
     let addr = SocketAddr::new(cli.bind, cli.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -119,5 +130,6 @@ async fn main() -> anyhow::Result<()> {
         .with_graceful_shutdown(sluice_backend::shutdown::signal())
         .await
         .context("serving")?;
+    background.shutdown_background();
     Ok(())
 }
