@@ -45,6 +45,8 @@ fn event(i: usize) -> RequestEvent {
         client_ip: Some("127.0.0.1".into()),
         upstream: None,
         latency_us: 1000 + (i as u64 % 7) * 100,
+        upstream_latency_us: None,
+        breaker: None,
         bytes_in: 0,
         bytes_out: 10,
         limited: i.is_multiple_of(10),

@@ -44,6 +44,13 @@ pub struct RequestEvent {
     pub upstream: Option<String>,
     /// Time from request start to the end of the response.
     pub latency_us: u64,
+    /// Time from sending the (last) attempt upstream to its response header.
+    #[serde(default)]
+    pub upstream_latency_us: Option<u64>,
+    /// The answering peer's breaker when it was chosen (`closed`, `half_open`), or `open`
+    /// when every breaker was open and the request was refused.
+    #[serde(default)]
+    pub breaker: Option<String>,
     /// Request body bytes received.
     #[serde(default)]
     pub bytes_in: u64,
@@ -145,6 +152,8 @@ mod tests {
             client_ip: Some("127.0.0.1".into()),
             upstream: Some("127.0.0.1:8081".into()),
             latency_us: 1234,
+            upstream_latency_us: Some(1000),
+            breaker: Some("closed".into()),
             bytes_in: 0,
             bytes_out: 99,
             limited: false,

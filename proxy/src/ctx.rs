@@ -68,6 +68,12 @@ pub struct RequestCtx {
     pub hedged: bool,
     /// How the rate limiter decided (`redis`, `local`, `open`, `closed`), when it ran.
     pub limiter: Option<&'static str>,
+    /// When the current attempt was handed to Pingora to send upstream.
+    pub attempt_started: Option<Instant>,
+    /// The current attempt's time to its response header.
+    pub upstream_latency: Option<std::time::Duration>,
+    /// The chosen peer's breaker state (or `open` when every breaker refused).
+    pub breaker: Option<&'static str>,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -91,6 +97,9 @@ impl RequestCtx {
             retry_on_status: false,
             hedged: false,
             limiter: None,
+            attempt_started: None,
+            upstream_latency: None,
+            breaker: None,
             _in_flight: InFlight::enter(),
         }
     }

@@ -262,6 +262,9 @@ impl ProxyHttp for Gateway {
         });
         let Some(addr) = addr else {
             let refusal = group.refusal_when_none();
+            if refusal.code == "upstream_circuit_open" {
+                ctx.breaker = Some("open");
+            }
             return Err(refuse(ctx, refusal));
         };
         if ctx.attempts > 0 {
@@ -272,6 +275,9 @@ impl ProxyHttp for Gateway {
         ctx.upstream_status = None;
         ctx.peer = Some(addr);
         ctx.tried.push(addr);
+        ctx.breaker = group.breaker_state(&addr).map(|s| s.as_str());
+        ctx.attempt_started = Some(std::time::Instant::now());
+        ctx.upstream_latency = None;
         Ok(group.peer(addr))
     }
 
@@ -329,6 +335,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
+        ctx.upstream_latency = ctx.attempt_started.map(|t| t.elapsed());
         let (Some(route), Some(peer)) = (ctx.route.clone(), ctx.peer) else {
             return Ok(());
         };

@@ -146,6 +146,10 @@ pub fn request_event(
             _ => None,
         },
         latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        upstream_latency_us: ctx
+            .upstream_latency
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        breaker: ctx.breaker.map(str::to_string),
         bytes_in: session.body_bytes_read() as u64,
         bytes_out: session.body_bytes_sent() as u64,
         limited: ctx

@@ -82,11 +82,14 @@ async fn every_request_becomes_one_event_and_matches_the_metrics() {
     assert!(events
         .iter()
         .filter(|e| e.route == "app")
-        .all(|e| e.status == 200 && e.upstream.is_some()));
+        .all(|e| e.status == 200
+            && e.upstream.is_some()
+            && e.breaker.as_deref() == Some("closed")
+            && e.upstream_latency_us.is_some_and(|u| u <= e.latency_us)));
     assert!(events
         .iter()
         .filter(|e| e.route == "none")
-        .all(|e| e.status == 404));
+        .all(|e| e.status == 404 && e.breaker.is_none() && e.upstream_latency_us.is_none()));
     let counted = metric(&s, "sluice_requests_total{");
     assert_eq!(counted, n as f64, "events equal sluice_requests_total");
     assert_eq!(

@@ -121,6 +121,12 @@ impl UpstreamGroup {
             .and_then(|backend| backend.addr.as_inet().copied())
     }
 
+    /// The breaker state of peer `addr` now.
+    pub fn breaker_state(&self, addr: &SocketAddr) -> Option<BreakerState> {
+        self.peer_state(addr)
+            .map(|p| p.breaker.state(tokio::time::Instant::now()))
+    }
+
     /// Accounts for one finished attempt: its breaker outcome and
     /// `sluice_upstream_requests_total{outcome}` (`ok`, `http_5xx`, `connect_error`, `error`).
     pub fn attempt_finished(&self, addr: &SocketAddr, failed: bool, outcome: &str) {
