@@ -275,3 +275,25 @@ fn a_crashed_instance_leaves_nothing_unpaid_or_paid_twice() {
     stack.assert_consistent("");
     stack.assert_health_limit();
 }
+
+#[test]
+fn the_payments_of_an_instance_that_never_comes_back_are_taken_over() {
+    let mut stack = Stack::start(&["--heartbeat-ttl-ms", "1500"]);
+    stack.default.set_delay(500);
+    stack.burst(300);
+    // One instance dies holding payments and is not restarted: once its heartbeat
+    // expires, the other puts its payments back on the queue and pays them.
+    stack.instances[1].process.kill();
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, _, stranded) = stack.instances[0].queue_stats();
+    stack.default.set_delay(0);
+    stack.wait_settled(300);
+    let (theirs_default, theirs_fallback) =
+        (stack.default.summary("").0, stack.fallback.summary("").0);
+    assert_eq!(
+        theirs_default + theirs_fallback,
+        300,
+        "{stranded} were in progress at the kill"
+    );
+    stack.assert_consistent("");
+}

@@ -58,6 +58,10 @@ struct Cli {
     /// counts). Must exceed the longest call a processor may still complete.
     #[arg(long, default_value_t = 10_000)]
     lookup_after_ms: u64,
+    /// This instance counts as alive this long after each heartbeat, ms; the others take
+    /// over its payments when it has been silent that long.
+    #[arg(long, default_value_t = 15_000)]
+    heartbeat_ttl_ms: u64,
     /// Payments this instance has at the processors at once.
     #[arg(long, default_value_t = 300)]
     max_in_flight: usize,
@@ -118,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         routing,
         max_in_flight: cli.max_in_flight,
         lookup_after: Duration::from_millis(cli.lookup_after_ms),
+        heartbeat_ttl: Duration::from_millis(cli.heartbeat_ttl_ms.max(300)),
     });
     background.spawn(workers.run());
 

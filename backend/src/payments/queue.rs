@@ -4,7 +4,9 @@
 //!   however often it is posted.
 //! - `payments:queue` (list): accepted, not yet taken.
 //! - `payments:processing:{instance}` (list): taken by that instance (reliable-queue
-//!   pattern, `BLMOVE`); an instance that restarts puts its leftovers back.
+//!   pattern, `BLMOVE`); an instance that restarts puts its leftovers back, and the list
+//!   of an instance whose heartbeat (`payments:alive:{instance}`) expired is put back by
+//!   the others, so a removed instance strands nothing.
 //! - `payments:attempt` (hash correlationId -> "processor|requestedAt ms"): written before
 //!   every call to a processor, so a retry after a crash or a timeout goes to the same
 //!   processor with the same `requestedAt` and cannot pay twice.
@@ -22,6 +24,7 @@ const QUEUE: &str = "payments:queue";
 const ATTEMPT: &str = "payments:attempt";
 const PROCESSING_PREFIX: &str = "payments:processing:";
 const INSTANCES: &str = "payments:instances";
+const ALIVE_PREFIX: &str = "payments:alive:";
 
 /// Queues a correlationId unless it was accepted before; returns 1 when newly queued.
 const ACCEPT_LUA: &str = r"
@@ -96,6 +99,7 @@ pub struct Queue {
     /// A connection of its own for `BLMOVE`, which holds its connection while it waits.
     blocking: ConnectionManager,
     processing: String,
+    alive: String,
     accept_script: redis::Script,
 }
 
@@ -112,6 +116,7 @@ impl Queue {
             conn,
             blocking,
             processing: format!("{PROCESSING_PREFIX}{instance}"),
+            alive: format!("{ALIVE_PREFIX}{instance}"),
             accept_script: redis::Script::new(ACCEPT_LUA),
         })
     }
@@ -185,25 +190,50 @@ impl Queue {
     }
 
     /// Puts what this instance had taken before it stopped back on the queue (to be taken
-    /// first), and registers the instance so a purge finds its list.
+    /// first). Call after a first [`Queue::heartbeat`].
     pub async fn recover(&self) -> redis::RedisResult<u64> {
         let mut conn = self.conn.clone();
-        conn.sadd::<_, _, ()>(INSTANCES, &self.processing).await?;
+        move_all(&mut conn, &self.processing).await
+    }
+
+    /// Says this instance is alive for `ttl` more, and (re)registers its list so purges
+    /// and takeovers find it.
+    pub async fn heartbeat(&self, ttl: Duration) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::pipe()
+            .pset_ex(&self.alive, 1, ms)
+            .sadd(INSTANCES, &self.processing)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Puts the payments of instances whose heartbeat expired back on the queue; returns
+    /// how many. (An instance that comes back later finds its list empty: nothing lost.)
+    pub async fn reclaim_orphans(&self) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        let lists: Vec<String> = conn.smembers(INSTANCES).await?;
         let mut moved = 0;
-        loop {
-            let item: Option<String> = conn
-                .lmove(
-                    &self.processing,
-                    QUEUE,
-                    redis::Direction::Right,
-                    redis::Direction::Right,
-                )
-                .await?;
-            if item.is_none() {
-                return Ok(moved);
+        for list in lists.iter().filter(|l| **l != self.processing) {
+            let Some(instance) = list.strip_prefix(PROCESSING_PREFIX) else {
+                continue;
+            };
+            let alive: bool = conn.exists(format!("{ALIVE_PREFIX}{instance}")).await?;
+            if alive {
+                continue;
             }
-            moved += 1;
+            let n = move_all(&mut conn, list).await?;
+            conn.srem::<_, _, ()>(INSTANCES, list).await?;
+            if n > 0 {
+                tracing::warn!(
+                    instance,
+                    payments = n,
+                    "took over the payments of a silent instance"
+                );
+            }
+            moved += n;
         }
+        Ok(moved)
     }
 
     /// Forgets every accepted, queued and in-progress payment.
@@ -233,6 +263,26 @@ impl Queue {
             queued: counts.get(1).copied().unwrap_or(0),
             processing: counts.iter().skip(2).sum(),
         })
+    }
+}
+
+/// Moves every entry of `list` to the taking end of the queue, one atomic move at a time
+/// (safe while another instance does the same).
+async fn move_all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult<u64> {
+    let mut moved = 0;
+    loop {
+        let item: Option<String> = conn
+            .lmove(
+                list,
+                QUEUE,
+                redis::Direction::Right,
+                redis::Direction::Right,
+            )
+            .await?;
+        if item.is_none() {
+            return Ok(moved);
+        }
+        moved += 1;
     }
 }
 

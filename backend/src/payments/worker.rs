@@ -43,11 +43,19 @@ pub struct Workers {
     /// before asking it instead (`GET /payments/{id}`) — and the least time since the last
     /// call before its "not found" is believed. Longer than any call it may still finish.
     pub lookup_after: Duration,
+    /// How long this instance counts as alive after each heartbeat; others take over its
+    /// payments once it has been silent that long.
+    pub heartbeat_ttl: Duration,
 }
 
 impl Workers {
     /// Runs forever: recovers this instance's leftovers, then takes and settles payments.
     pub async fn run(self: Arc<Self>) {
+        retry(
+            || self.queue.heartbeat(self.heartbeat_ttl),
+            "registering the instance",
+        )
+        .await;
         let recovered = retry(|| self.queue.recover(), "recovering the processing list").await;
         if recovered > 0 {
             tracing::info!(
@@ -55,6 +63,7 @@ impl Workers {
                 "payments taken before a restart are queued again"
             );
         }
+        tokio::spawn(self.clone().keep_alive());
         let slots = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
         loop {
             let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -73,6 +82,20 @@ impl Workers {
                     tracing::warn!(error = %e, "taking from the queue failed; retrying");
                     tokio::time::sleep(STORE_BACKOFF).await;
                 }
+            }
+        }
+    }
+
+    /// Heartbeats, and takes over the payments of instances that stopped heartbeating.
+    async fn keep_alive(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(self.heartbeat_ttl / 3);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let beat = self.queue.heartbeat(self.heartbeat_ttl).await;
+            let reclaimed = self.queue.reclaim_orphans().await;
+            if let Err(e) = beat.and(reclaimed.map(|_| ())) {
+                tracing::warn!(error = %e, "heartbeat or takeover failed; retrying");
             }
         }
     }
