@@ -18,15 +18,18 @@ struct Stack {
     fallback: ProcessorSim,
     instances: Vec<PaymentsService>,
     sluice: Sluice,
+    redis: Redis,
     _pg: Postgres,
-    _redis: Redis,
 }
 
 impl Stack {
     fn start(extra: &[&str]) -> Self {
+        Self::start_with(Redis::start(), extra)
+    }
+
+    fn start_with(redis: Redis, extra: &[&str]) -> Self {
         let started = Instant::now();
         let pg = Postgres::start();
-        let redis = Redis::start();
         let default = ProcessorSim::start(0.05);
         let fallback = ProcessorSim::start(0.15);
         let instances: Vec<PaymentsService> = (0..2)
@@ -56,8 +59,8 @@ routes:
             fallback,
             instances,
             sluice,
+            redis,
             _pg: pg,
-            _redis: redis,
         }
     }
 
@@ -97,9 +100,14 @@ routes:
     /// Waits until nothing is queued or in progress and `total` payments are in the ledger.
     fn wait_settled(&self, total: u64) {
         let settled = sluice_testkit::eventually(Duration::from_secs(60), || {
-            let [d, f] = self.summary("");
+            // Not asserting: the gateway may still be seeing instances come back.
+            let paid = http::get(self.proxy(), "/payments-summary")
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| parse_summary(&r.body))
+                .map(|[d, f]| d.0 + f.0);
             let (_, queued, processing) = self.instances[0].queue_stats();
-            d.0 + f.0 == total && queued == 0 && processing == 0
+            paid == Some(total) && queued == 0 && processing == 0
         });
         let [d, f] = self.summary("");
         assert!(
@@ -118,6 +126,21 @@ routes:
             ours, theirs,
             "summary{query}: ours (default, fallback) vs the processors'"
         );
+    }
+
+    /// A counter's value summed over both instances' `/metrics`.
+    fn metric(&self, line_start: &str) -> f64 {
+        self.instances
+            .iter()
+            .map(|i| {
+                let body = http::get(i.addr, "/metrics").expect("metrics").body;
+                body.lines()
+                    .find(|l| l.starts_with(line_start))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            })
+            .sum()
     }
 
     /// service-health: at most one call per 5 s window per processor, none queued or refused.
@@ -190,6 +213,10 @@ fn duplicates_are_paid_once_and_summaries_match_the_processors() {
         "a healthy default takes every payment"
     );
     assert!((d.1 - 401.0 * 19.90).abs() < 1e-6, "{}", d.1);
+    let metric = |line: &str| stack.metric(line);
+    assert_eq!(metric("payments_accepted_total{result=\"duplicate\"}"), 4.0);
+    assert_eq!(metric("payments_accepted_total{result=\"new\"}"), 401.0);
+    assert_eq!(metric("payments_paid_total{processor=\"default\"}"), 401.0);
 
     // Purge clears our side; the processors keep theirs until purged themselves.
     let r = http::request(stack.proxy(), "POST", "/purge-payments", &[], None).expect("purge");
@@ -295,5 +322,29 @@ fn the_payments_of_an_instance_that_never_comes_back_are_taken_over() {
         300,
         "{stranded} were in progress at the kill"
     );
+    stack.assert_consistent("");
+}
+
+#[test]
+fn a_redis_outage_refuses_new_payments_and_loses_none_already_accepted() {
+    let mut stack = Stack::start_with(Redis::start_durable(), &[]);
+    stack.default.set_delay(300);
+    stack.burst(100);
+    stack.redis.stop();
+    // No queue: new payments are refused at once (the service's 503, or the gateway's
+    // once health checks took the instances out), never left hanging.
+    let body = format!(
+        r#"{{"correlationId":"{}","amount":1.00}}"#,
+        uuid::Uuid::new_v4()
+    );
+    let r = http::send_json(stack.proxy(), "POST", "/payments", &body).expect("post");
+    assert_eq!(r.status, 503, "{}", r.body);
+    std::thread::sleep(Duration::from_secs(2));
+    stack.redis.start_again();
+    // What was accepted before the outage is paid, once.
+    stack.wait_settled(100);
+    let (theirs_default, theirs_fallback) =
+        (stack.default.summary("").0, stack.fallback.summary("").0);
+    assert_eq!(theirs_default + theirs_fallback, 100);
     stack.assert_consistent("");
 }

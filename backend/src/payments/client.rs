@@ -21,6 +21,19 @@ pub enum PayOutcome {
     Refused(u16),
 }
 
+impl PayOutcome {
+    /// Label for metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Paid => "paid",
+            Self::AlreadyPaid => "already_paid",
+            Self::NotPaid => "not_paid",
+            Self::Unknown => "unknown",
+            Self::Refused(_) => "refused",
+        }
+    }
+}
+
 /// A processor's `GET /payments/service-health` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Health {

@@ -4,11 +4,13 @@
 //!   for a correlationId accepted before); workers pay it later (see [`worker`]).
 //! - `GET /payments-summary?from&to`: what each processor confirmed, by `requestedAt`.
 //! - `POST /purge-payments`: forgets everything (ledger and queue).
-//! - `GET /health`, and `GET /queue-stats` (accepted / queued / processing) for operators.
+//! - `GET /health`, `GET /metrics` (Prometheus) and `GET /queue-stats` (accepted /
+//!   queued / processing) for operators.
 
 pub mod client;
 pub mod health;
 pub mod ledger;
+pub mod metrics;
 pub mod queue;
 pub mod routing;
 pub mod worker;
@@ -26,6 +28,9 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// Longest wait for the queue when accepting a payment.
+const ACCEPT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One of the two processors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .route("/purge-payments", post(purge))
         .route("/queue-stats", get(queue_stats))
         .route("/health", get(health_check))
+        .route("/metrics", get(|| async { metrics::metrics().render() }))
         .fallback(|| async {
             AppError::NotFound("no such endpoint; see POST /payments, GET /payments-summary".into())
         })
@@ -114,7 +120,25 @@ async fn accept(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match state.queue.accept(&id, cents).await {
+    // Bounded: a Redis that does not answer gets the client a prompt 503 (to retry; the
+    // correlationId makes a retry safe), never a hang.
+    let accepted = tokio::time::timeout(ACCEPT_TIMEOUT, state.queue.accept(&id, cents))
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        });
+    let result = match &accepted {
+        Ok(true) => "new",
+        Ok(false) => "duplicate",
+        Err(_) => "unavailable",
+    };
+    metrics::metrics()
+        .accepted
+        .with_label_values(&[result])
+        .inc();
+    match accepted {
         Ok(true) => (
             StatusCode::ACCEPTED,
             Json(json!({"correlationId": id, "status": "accepted"})),

@@ -36,7 +36,7 @@ return 0
 ";
 
 /// One payment to make.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Job {
     /// The client's correlationId (a UUID, lowercase).
     pub correlation_id: String,
@@ -159,6 +159,13 @@ impl Queue {
             }
             job
         }))
+    }
+
+    /// What this instance's processing list holds.
+    pub async fn processing(&self) -> redis::RedisResult<Vec<Job>> {
+        let mut conn = self.conn.clone();
+        let raw: Vec<String> = conn.lrange(&self.processing, 0, -1).await?;
+        Ok(raw.into_iter().filter_map(Job::parse).collect())
     }
 
     /// Marks a payment done: out of the processing list, its attempt forgotten.

@@ -10,15 +10,18 @@
 
 use super::client::{PayOutcome, ProcessorClient};
 use super::ledger;
+use super::metrics::metrics;
 use super::queue::{Attempt, Job, Queue};
 use super::routing::Routing;
 use super::Which;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Pause between calls when neither processor is usable, or after a refusal.
 const BACKOFF: Duration = Duration::from_millis(50);
@@ -63,20 +66,15 @@ impl Workers {
                 "payments taken before a restart are queued again"
             );
         }
-        tokio::spawn(self.clone().keep_alive());
+        let in_progress = InProgress::default();
+        tokio::spawn(self.clone().keep_alive(in_progress.clone()));
         let slots = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
         loop {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
             match self.queue.take(TAKE_WAIT).await {
-                Ok(Some(job)) => {
-                    let workers = self.clone();
-                    tokio::spawn(async move {
-                        workers.settle(job).await;
-                        drop(slot);
-                    });
-                }
+                Ok(Some(job)) => self.begin(&in_progress, job, Some(slot)),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "taking from the queue failed; retrying");
@@ -86,10 +84,30 @@ impl Workers {
         }
     }
 
-    /// Heartbeats, and takes over the payments of instances that stopped heartbeating.
-    async fn keep_alive(self: Arc<Self>) {
+    /// Settles `job` in a task of its own, tracked in `in_progress` until done.
+    fn begin(
+        self: &Arc<Self>,
+        in_progress: &InProgress,
+        job: Job,
+        slot: Option<OwnedSemaphorePermit>,
+    ) {
+        in_progress.insert(&job);
+        let workers = self.clone();
+        let in_progress = in_progress.clone();
+        tokio::spawn(async move {
+            workers.settle(job.clone()).await;
+            in_progress.remove(&job);
+            drop(slot);
+        });
+    }
+
+    /// Heartbeats; takes over the payments of instances that stopped heartbeating; and
+    /// adopts strays in its own processing list: entries no task works on, as when Redis
+    /// moved a payment but the connection broke before `BLMOVE`'s answer arrived.
+    async fn keep_alive(self: Arc<Self>, in_progress: InProgress) {
         let mut ticker = tokio::time::interval(self.heartbeat_ttl / 3);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut suspects: HashSet<Job> = HashSet::new();
         loop {
             ticker.tick().await;
             let beat = self.queue.heartbeat(self.heartbeat_ttl).await;
@@ -97,6 +115,24 @@ impl Workers {
             if let Err(e) = beat.and(reclaimed.map(|_| ())) {
                 tracing::warn!(error = %e, "heartbeat or takeover failed; retrying");
             }
+            let Ok(listed) = self.queue.processing().await else {
+                continue;
+            };
+            // A stray must be seen on two scans in a row: a payment just taken is in the
+            // list a moment before its task is registered.
+            let mut next = HashSet::new();
+            for job in listed {
+                if in_progress.contains(&job) {
+                    continue;
+                }
+                if suspects.contains(&job) {
+                    tracing::warn!(correlation_id = %job.correlation_id, "adopting a stray payment");
+                    self.begin(&in_progress, job, None);
+                } else {
+                    next.insert(job);
+                }
+            }
+            suspects = next;
         }
     }
 
@@ -143,7 +179,12 @@ impl Workers {
             }
             let requested_at = instant(requested_at_ms);
             let sent = Instant::now();
-            match self.client.pay(which, id, job.cents, requested_at).await {
+            let outcome = self.client.pay(which, id, job.cents, requested_at).await;
+            metrics()
+                .processor_calls
+                .with_label_values(&[which.name(), outcome.name()])
+                .inc();
+            match outcome {
                 PayOutcome::Paid => {
                     self.routing.succeeded(which);
                     return self.paid(&job, which, requested_at).await;
@@ -203,7 +244,31 @@ impl Workers {
             "recording a payment in the ledger",
         )
         .await;
+        metrics().paid.with_label_values(&[which.name()]).inc();
         retry(|| self.queue.finish(job), "finishing a job").await;
+    }
+}
+
+/// The payments this instance's tasks are working on.
+#[derive(Clone, Default)]
+struct InProgress(Arc<Mutex<HashSet<Job>>>);
+
+impl InProgress {
+    fn insert(&self, job: &Job) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(job.clone());
+        }
+    }
+
+    fn remove(&self, job: &Job) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(job);
+        }
+    }
+
+    /// Unknown when the lock is poisoned: then nothing counts as a stray.
+    fn contains(&self, job: &Job) -> bool {
+        self.0.lock().map_or(true, |set| set.contains(job))
     }
 }
 

@@ -1,0 +1,67 @@
+//! Prometheus metrics of a payments instance (prefix `payments_`), on `GET /metrics`.
+
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use std::sync::OnceLock;
+
+/// Every metric the payments service exports.
+pub struct Metrics {
+    registry: Registry,
+    /// `payments_accepted_total{result}`: `new`, `duplicate`, `unavailable`.
+    pub accepted: IntCounterVec,
+    /// `payments_processor_calls_total{processor,outcome}`: `paid`, `already_paid`,
+    /// `not_paid`, `unknown`, `refused`.
+    pub processor_calls: IntCounterVec,
+    /// `payments_paid_total{processor}`: payments recorded in the ledger.
+    pub paid: IntCounterVec,
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    registry
+        .register(Box::new(c.clone()))
+        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
+    c
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        Self {
+            accepted: counter(
+                &registry,
+                "payments_accepted_total",
+                "POST /payments by result.",
+                &["result"],
+            ),
+            processor_calls: counter(
+                &registry,
+                "payments_processor_calls_total",
+                "Calls to the payment processors by outcome.",
+                &["processor", "outcome"],
+            ),
+            paid: counter(
+                &registry,
+                "payments_paid_total",
+                "Payments confirmed and recorded, by processor.",
+                &["processor"],
+            ),
+            registry,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
