@@ -77,6 +77,7 @@ done
   echo
   echo "Score = (gross − fees) × (1 + bonus), bonus = max((11 − p99 ms) × 0.02, 0), ×0.65 on any"
   echo "inconsistency (the contest's formula, fees as the processors report them)."
+  echo "The issue's goal is p99 ≤ 5 ms through sluice; bench/NOTES.md has what the gap is made of."
   if [ -s "$D/sluice.json" ] && [ -s "$D/direct.json" ]; then
     jq -rs '"p99 through sluice / direct: \((.[0].p99_ms / .[1].p99_ms)*100|round/100); p50: \((.[0].p50_ms / .[1].p50_ms)*100|round/100)."' \
       "$D/sluice.json" "$D/direct.json"
