@@ -20,17 +20,33 @@ use std::collections::{BTreeMap, HashMap};
 pub struct AppState {
     /// Connections to the `analytics` schema.
     pub pool: PgPool,
+    /// The consumer's progress, for `/health`.
+    pub progress: std::sync::Arc<crate::progress::Progress>,
 }
 
 /// The API app.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/health", get(health))
         .route("/analytics/summary", get(summary))
         .route("/analytics/routes", get(routes))
         .route("/analytics/keys/{id}", get(key))
         .route("/analytics/timeseries", get(timeseries))
         .with_state(state)
+}
+
+/// 200 while the consumer gets somewhere; 503 naming the stalled partitions otherwise.
+async fn health(State(s): State<AppState>) -> Response {
+    let stalled = s.progress.stalled();
+    if stalled.is_empty() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "stalled", "stalled": stalled})),
+        )
+            .into_response()
+    }
 }
 
 /// A query parameter the client got wrong: answered 400, naming it.

@@ -7,5 +7,6 @@ pub mod aggregate;
 pub mod api;
 pub mod consumer;
 pub mod histogram;
+pub mod progress;
 pub mod store;
 pub mod topic;

@@ -117,13 +117,18 @@ async fn totals_are_exact_across_replays_and_a_killed_consumer() {
         .await
         .expect("db");
     store::migrate(&pool).await.expect("migrate");
-    let app = api::app(api::AppState { pool: pool.clone() });
+    let progress = std::sync::Arc::new(sluice_analytics::progress::Progress::default());
+    let app = api::app(api::AppState {
+        pool: pool.clone(),
+        progress: progress.clone(),
+    });
 
     produce(&brokers, 0..500).await;
     let first = tokio::spawn(consumer::run(
         consumer::consumer(&brokers, "analytics", TOPIC).expect("consumer"),
         pool.clone(),
         TOPIC.into(),
+        progress.clone(),
     ));
     assert_eq!(wait_for_total(&app, 500).await, 500);
     let (_, summary) = get(&app, "/analytics/summary").await;
@@ -142,6 +147,7 @@ async fn totals_are_exact_across_replays_and_a_killed_consumer() {
         consumer::consumer(&brokers, "analytics-replay", TOPIC).expect("consumer"),
         pool.clone(),
         TOPIC.into(),
+        progress.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
@@ -163,6 +169,7 @@ async fn totals_are_exact_across_replays_and_a_killed_consumer() {
         consumer::consumer(&brokers, "analytics", TOPIC).expect("consumer"),
         pool.clone(),
         TOPIC.into(),
+        progress.clone(),
     ));
     assert_eq!(wait_for_total(&app, 900).await, 900);
 
@@ -189,7 +196,10 @@ async fn bad_parameters_are_named() {
         .await
         .expect("db");
     store::migrate(&pool).await.expect("migrate");
-    let app = api::app(api::AppState { pool });
+    let app = api::app(api::AppState {
+        pool,
+        progress: Default::default(),
+    });
     for (uri, param) in [
         ("/analytics/summary?from=yesterday", "from: "),
         ("/analytics/routes?to=soon", "to: "),

@@ -61,14 +61,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let consumer = consumer::consumer(&cli.brokers, &cli.group, &cli.topic)
         .context("creating the kafka consumer")?;
-    tokio::spawn(consumer::run(consumer, pool.clone(), cli.topic.clone()));
+    let progress = std::sync::Arc::new(sluice_analytics::progress::Progress::default());
+    tokio::spawn(consumer::run(
+        consumer,
+        pool.clone(),
+        cli.topic.clone(),
+        progress.clone(),
+    ));
 
     let addr = SocketAddr::new(cli.bind, cli.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, brokers = %cli.brokers, topic = %cli.topic, "analytics listening");
-    axum::serve(listener, api::app(api::AppState { pool }))
+    axum::serve(listener, api::app(api::AppState { pool, progress }))
         .await
         .context("serving")?;
     Ok(())

@@ -1,0 +1,92 @@
+//! Whether the consumer is getting anywhere: a partition whose position has not moved
+//! since the last check although the broker already held records past it then is
+//! *stalled* (the broker has records there but serves
+//! none — seen with tansu 0.6 after a broker freeze, see the README). Reported on
+//! `/health` (503) and in the log, so a silent stop of the pipeline is not silent.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One stalled partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stall {
+    /// The partition.
+    pub partition: i32,
+    /// The next offset the consumer asks for.
+    pub position: i64,
+    /// The broker's high watermark.
+    pub high_watermark: i64,
+}
+
+/// The latest verdict, shared between the consumer loop and the API.
+#[derive(Debug, Default)]
+pub struct Progress {
+    stalled: Mutex<Vec<Stall>>,
+    /// Position and high watermark per partition at the previous check.
+    previous: Mutex<HashMap<i32, (i64, i64)>>,
+}
+
+impl Progress {
+    /// Records one check: `(partition, position, high watermark)` for every partition
+    /// the consumer holds. Returns the stalls (logged by the caller when they change).
+    pub fn check(&self, partitions: &[(i32, i64, i64)]) -> Vec<Stall> {
+        let Ok(mut previous) = self.previous.lock() else {
+            return Vec::new();
+        };
+        let stalls: Vec<Stall> = partitions
+            .iter()
+            .filter(|(p, position, _)| {
+                previous.get(p).is_some_and(|&(before, high_before)| {
+                    before == *position && *position < high_before
+                })
+            })
+            .map(|&(partition, position, high_watermark)| Stall {
+                partition,
+                position,
+                high_watermark,
+            })
+            .collect();
+        *previous = partitions
+            .iter()
+            .map(|&(p, pos, high)| (p, (pos, high)))
+            .collect();
+        if let Ok(mut stalled) = self.stalled.lock() {
+            stalled.clone_from(&stalls);
+        }
+        stalls
+    }
+
+    /// The stalls found by the latest check.
+    pub fn stalled(&self) -> Vec<Stall> {
+        self.stalled.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_behind_and_not_moving_is_stalled() {
+        let p = Progress::default();
+        // First sight: nothing to compare with.
+        assert!(p.check(&[(0, 100, 500), (1, 50, 50)]).is_empty());
+        // Partition 0 moved; partition 1 was caught up, its new records are just in.
+        assert!(p.check(&[(0, 200, 500), (1, 50, 60)]).is_empty());
+        // Partition 0 did not move although records waited past it; 1 moved.
+        let stalls = p.check(&[(0, 200, 700), (1, 60, 60)]);
+        assert_eq!(
+            stalls,
+            vec![Stall {
+                partition: 0,
+                position: 200,
+                high_watermark: 700
+            }]
+        );
+        assert_eq!(p.stalled(), stalls);
+        // It moves again: no longer stalled.
+        assert!(p.check(&[(0, 300, 700), (1, 60, 60)]).is_empty());
+        assert!(p.stalled().is_empty());
+    }
+}
