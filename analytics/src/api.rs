@@ -35,11 +35,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// 200 while the consumer gets somewhere; 503 naming the stalled partitions otherwise.
+/// 200 while the consumer gets somewhere (with how many checks in a row found no
+/// partition assigned, which a spare member of a big group legitimately sees); 503 naming
+/// the stalled partitions otherwise.
 async fn health(State(s): State<AppState>) -> Response {
     let stalled = s.progress.stalled();
     if stalled.is_empty() {
-        Json(json!({"status": "ok"})).into_response()
+        Json(json!({"status": "ok", "unassigned_checks": s.progress.unassigned_checks()}))
+            .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

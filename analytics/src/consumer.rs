@@ -102,6 +102,13 @@ fn check_progress(consumer: &StreamConsumer, topic: &str, progress: &Progress) {
             })
             .collect()
     });
+    tracing::debug!(?held, assigned = positions.count(), "progress check");
+    if progress.assigned(positions.count()) == 2 {
+        tracing::error!(
+            "no partition assigned to this member for two checks: more members than \
+             partitions, or the group coordinator is not completing the join"
+        );
+    }
     let before = progress.stalled();
     let now = progress.check(&held);
     for stall in now

@@ -25,6 +25,8 @@ pub struct Progress {
     stalled: Mutex<Vec<Stall>>,
     /// Position and high watermark per partition at the previous check.
     previous: Mutex<HashMap<i32, (i64, i64)>>,
+    /// Checks in a row that found no partition assigned to this member.
+    unassigned_checks: std::sync::atomic::AtomicU32,
 }
 
 impl Progress {
@@ -55,6 +57,25 @@ impl Progress {
             stalled.clone_from(&stalls);
         }
         stalls
+    }
+
+    /// Records how many partitions this member holds; returns how many checks in a row
+    /// found none (more members than partitions, or a join the coordinator never
+    /// completes).
+    pub fn assigned(&self, partitions: usize) -> u32 {
+        use std::sync::atomic::Ordering;
+        if partitions > 0 {
+            self.unassigned_checks.store(0, Ordering::Relaxed);
+            0
+        } else {
+            self.unassigned_checks.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+
+    /// Checks in a row that found no partition assigned.
+    pub fn unassigned_checks(&self) -> u32 {
+        self.unassigned_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The stalls found by the latest check.
@@ -88,5 +109,14 @@ mod tests {
         // It moves again: no longer stalled.
         assert!(p.check(&[(0, 300, 700), (1, 60, 60)]).is_empty());
         assert!(p.stalled().is_empty());
+    }
+
+    #[test]
+    fn checks_without_partitions_are_counted_until_one_has_some() {
+        let p = Progress::default();
+        assert_eq!((p.assigned(0), p.assigned(0)), (1, 2));
+        assert_eq!(p.unassigned_checks(), 2);
+        assert_eq!(p.assigned(3), 0);
+        assert_eq!(p.unassigned_checks(), 0);
     }
 }
