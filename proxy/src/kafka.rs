@@ -5,13 +5,15 @@
 //! moves events from the channel into librdkafka's queue (idempotent producer, batched,
 //! compressed, keyed by API key id or client IP; up to 200 events of one key per message,
 //! one JSON object per line). When the broker is down or slow, events
-//! wait in librdkafka's queue and then in the channel (`kafka.queue_capacity` each) and
-//! are delivered in order when it returns; only when both are full are events dropped,
-//! counted in `sluice_kafka_events_total{result="dropped"}` and logged once per episode.
+//! wait in librdkafka's queue and then in the channel (`kafka.queue_capacity` each), then
+//! (with `kafka.spill_dir`) in a bounded file ([`crate::spill`]), and are delivered in
+//! order when it returns; only when all are full are events dropped, counted in
+//! `sluice_kafka_events_total{result="dropped"}` and logged once per episode.
 //! Shutdown flushes what is queued.
 
 use crate::config::KafkaConfig;
 use crate::metrics::metrics;
+use crate::spill::Spill;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
@@ -43,11 +45,16 @@ pub struct EventSink {
     instance: String,
     sequence: AtomicU64,
     dropping: Arc<AtomicBool>,
+    spill: Option<Spill>,
+    /// Wakes the producer when an event was spilled: it may be waiting on an empty
+    /// channel that no event will reach while spilling lasts.
+    spilled: tokio::sync::Notify,
 }
 
 impl EventSink {
-    /// A sink with room for `capacity` events (none: Kafka is not configured).
-    pub fn new(capacity: Option<usize>) -> Self {
+    /// A sink with room for `capacity` events (none: Kafka is not configured), and a
+    /// spill file for the overflow if given.
+    pub fn new(capacity: Option<usize>, spill: Option<Spill>) -> Self {
         let (tx, rx) = match capacity {
             Some(n) => {
                 let (tx, rx) = mpsc::channel(n.max(1));
@@ -66,7 +73,14 @@ impl EventSink {
             instance,
             sequence: AtomicU64::new(0),
             dropping: Arc::new(AtomicBool::new(false)),
+            spill,
+            spilled: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The spill file, if configured.
+    pub fn spill(&self) -> Option<&Spill> {
+        self.spill.as_ref()
     }
 
     /// Whether events are wanted at all.
@@ -83,26 +97,50 @@ impl EventSink {
         )
     }
 
-    /// Queues `event` for the producer; drops (and counts) it when the queue is full.
+    /// Queues `event` for the producer; spills it when the queue is full (or while
+    /// earlier events wait in the spill file); drops (and counts) it when neither can
+    /// take it.
     pub fn emit(&self, event: RequestEvent) {
         let Some(tx) = &self.tx else { return };
         let m = metrics();
-        match tx.try_send(event) {
-            Ok(()) => {
-                m.kafka_events.with_label_values(&["queued"]).inc();
-                if self.dropping.swap(false, Ordering::Relaxed) {
-                    info!("kafka event queue has room again");
+        if let Some(spill) = self.spill.as_ref().filter(|s| s.is_active()) {
+            self.spill_or_drop(spill, &event);
+        } else {
+            match tx.try_send(event) {
+                Ok(()) => {
+                    m.kafka_events.with_label_values(&["queued"]).inc();
+                    if self.dropping.swap(false, Ordering::Relaxed) {
+                        info!("kafka event queue has room again");
+                    }
                 }
-            }
-            Err(_) => {
-                m.kafka_events.with_label_values(&["dropped"]).inc();
-                if !self.dropping.swap(true, Ordering::Relaxed) {
-                    warn!("kafka event queue full: dropping events until it drains");
-                }
+                Err(mpsc::error::TrySendError::Full(event)) => match &self.spill {
+                    Some(spill) => self.spill_or_drop(spill, &event),
+                    None => self.drop_one(),
+                },
+                Err(mpsc::error::TrySendError::Closed(_)) => self.drop_one(),
             }
         }
         m.kafka_queue_depth
             .set(i64::try_from(tx.max_capacity() - tx.capacity()).unwrap_or(i64::MAX));
+    }
+
+    fn spill_or_drop(&self, spill: &Spill, event: &RequestEvent) {
+        match spill.append(event) {
+            Ok(()) => {
+                metrics().kafka_events.with_label_values(&["spilled"]).inc();
+                self.spilled.notify_one();
+            }
+            Err(_) => self.drop_one(),
+        }
+    }
+
+    fn drop_one(&self) {
+        metrics().kafka_events.with_label_values(&["dropped"]).inc();
+        if !self.dropping.swap(true, Ordering::Relaxed) {
+            warn!(
+                "kafka event queue (and spill file, if any) full: dropping events until it drains"
+            );
+        }
     }
 
     fn take_receiver(&self) -> Option<mpsc::Receiver<RequestEvent>> {
@@ -220,6 +258,37 @@ impl KafkaService {
         Self { sink, cfg }
     }
 
+    /// Sends the next batch from the spill file; when it is empty, ends spilling (or waits
+    /// a moment if an append slipped in).
+    async fn drain_spill(&self, producer: &ThreadedProducer<Deliveries>, spill: &Spill) {
+        let (events, bad) = spill.read(BATCH);
+        if bad > 0 {
+            warn!(bad, "unreadable lines in the kafka spill file; dropped");
+            metrics()
+                .kafka_events
+                .with_label_values(&["dropped"])
+                .inc_by(u64::try_from(bad).unwrap_or(0));
+        }
+        if events.is_empty() {
+            if spill.finish_if_drained() {
+                info!("kafka spill file drained");
+            } else {
+                tokio::time::sleep(GATHER).await;
+            }
+            return;
+        }
+        if let Err((e, lost)) = self.produce(producer, &events).await {
+            metrics()
+                .kafka_events
+                .with_label_values(&["dropped"])
+                .inc_by(u64::try_from(lost).unwrap_or(0));
+            warn!(error = %e, "kafka rejected spilled events; dropped");
+        }
+        metrics()
+            .kafka_queue_depth
+            .set(i64::from(producer.in_flight_count()));
+    }
+
     /// Hands events to librdkafka, several per message (grouped by partition key, so a
     /// key's events stay in order on one partition). A full librdkafka queue (broker away)
     /// is waited out asynchronously; meanwhile the channel takes the overflow.
@@ -274,9 +343,19 @@ impl BackgroundService for KafkaService {
         // Events are taken in batches: one wakeup moves many, not one per request.
         let mut batch = Vec::with_capacity(BATCH);
         loop {
+            // Spilled events are newer than everything in the channel: they go out once
+            // the channel is empty; meanwhile new events keep being spilled behind them.
+            if let Some(spill) = self.sink.spill().filter(|s| s.is_active() && rx.is_empty()) {
+                if *shutdown.borrow() {
+                    break;
+                }
+                self.drain_spill(&producer, spill).await;
+                continue;
+            }
             let got = tokio::select! {
                 _ = shutdown.changed() => break,
                 n = rx.recv_many(&mut batch, BATCH) => n,
+                () = self.sink.spilled.notified() => continue,
             };
             if got == 0 {
                 break;

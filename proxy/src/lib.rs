@@ -18,5 +18,6 @@ pub mod reload;
 pub mod respond;
 pub mod services;
 pub mod snapshot;
+pub mod spill;
 pub mod stage;
 pub mod upstream;

@@ -35,7 +35,7 @@ pub struct Metrics {
     pub breaker_transitions: IntCounterVec,
     /// `sluice_hedges_total{upstream,result}`: sent, won, lost, skipped_budget.
     pub hedges: IntCounterVec,
-    /// `sluice_kafka_events_total{result}`: queued, delivered, dropped.
+    /// `sluice_kafka_events_total{result}`: queued, spilled, delivered, dropped.
     pub kafka_events: IntCounterVec,
     /// `sluice_kafka_queue_depth`: events waiting in sluice's queue and librdkafka's.
     pub kafka_queue_depth: prometheus::IntGauge,
@@ -128,7 +128,7 @@ impl Metrics {
         let kafka_events = IntCounterVec::new(
             Opts::new(
                 "sluice_kafka_events_total",
-                "Request events: queued, delivered, dropped.",
+                "Request events: queued, spilled (to kafka.spill_dir), delivered, dropped.",
             ),
             &["result"],
         );

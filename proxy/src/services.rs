@@ -20,6 +20,9 @@ pub enum ServicesError {
     /// The hedging HTTP client could not be built.
     #[error("hedging client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The kafka spill folder or file could not be opened.
+    #[error("kafka.spill_dir {0}: {1}")]
+    Spill(String, std::io::Error),
 }
 
 /// Shared by the gateway, the admin listener and the background services.
@@ -56,10 +59,24 @@ impl Services {
             hedger: Hedger::new()?,
             events: Arc::new(EventSink::new(
                 config.kafka.as_ref().map(|k| k.queue_capacity),
+                spill(config)?,
             )),
             redis,
             key_cache,
             key_store,
         }))
     }
+}
+
+/// The spill file, when the config asks for one.
+fn spill(config: &Config) -> Result<Option<crate::spill::Spill>, ServicesError> {
+    let Some(kafka) = &config.kafka else {
+        return Ok(None);
+    };
+    let Some(dir) = &kafka.spill_dir else {
+        return Ok(None);
+    };
+    crate::spill::Spill::open(dir, kafka.spill_max_bytes)
+        .map(Some)
+        .map_err(|e| ServicesError::Spill(dir.display().to_string(), e))
 }

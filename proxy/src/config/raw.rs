@@ -49,6 +49,16 @@ pub struct RawKafka {
     /// How long the producer waits to fill a batch.
     #[serde(default = "default_linger_ms")]
     pub linger_ms: u64,
+    /// A folder for events that do not fit the queue (off when absent).
+    #[serde(default)]
+    pub spill_dir: Option<String>,
+    /// The spill file's size limit, MiB.
+    #[serde(default = "default_spill_max_mb")]
+    pub spill_max_mb: u64,
+}
+
+fn default_spill_max_mb() -> u64 {
+    256
 }
 
 fn default_topic() -> String {

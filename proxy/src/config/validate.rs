@@ -47,6 +47,10 @@ pub struct KafkaConfig {
     pub queue_capacity: usize,
     /// Producer linger.
     pub linger_ms: u64,
+    /// Where events that do not fit the queue wait, if anywhere.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// The spill file's size limit in bytes.
+    pub spill_max_bytes: u64,
 }
 
 fn kafka(raw: &RawKafka, errors: &mut Errors<'_>) -> KafkaConfig {
@@ -59,11 +63,26 @@ fn kafka(raw: &RawKafka, errors: &mut Errors<'_>) -> KafkaConfig {
     if raw.queue_capacity == 0 || raw.queue_capacity > 10_000_000 {
         errors.push("kafka.queue_capacity", "must be from 1 to 10000000");
     }
+    if raw
+        .spill_dir
+        .as_deref()
+        .is_some_and(|d| d.trim().is_empty())
+    {
+        errors.push(
+            "kafka.spill_dir",
+            "must be a folder path (leave it out to spill nothing)",
+        );
+    }
+    if raw.spill_max_mb == 0 || raw.spill_max_mb > 1_048_576 {
+        errors.push("kafka.spill_max_mb", "must be from 1 to 1048576");
+    }
     KafkaConfig {
         brokers: raw.brokers.clone(),
         topic: raw.topic.clone(),
         queue_capacity: raw.queue_capacity,
         linger_ms: raw.linger_ms,
+        spill_dir: raw.spill_dir.as_ref().map(std::path::PathBuf::from),
+        spill_max_bytes: raw.spill_max_mb.saturating_mul(1 << 20),
     }
 }
 
