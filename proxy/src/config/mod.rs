@@ -189,6 +189,23 @@ routes:
     }
 
     #[test]
+    fn kafka_spill_settings_are_checked() {
+        let ok =
+            format!("{GOOD}kafka: {{ brokers: \"b:9092\", spill_dir: /tmp/x, spill_max_mb: 8 }}\n");
+        let config = parse(Path::new("t.yaml"), &ok).expect("valid");
+        let kafka = config.kafka.expect("kafka");
+        assert_eq!(kafka.spill_dir, Some(std::path::PathBuf::from("/tmp/x")));
+        assert_eq!(kafka.spill_max_bytes, 8 << 20);
+        let bad = ok.replace("spill_max_mb: 8", "spill_max_mb: 0");
+        let errs = errors(&bad);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("kafka.spill_max_mb: must be from 1"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn yaml_syntax_errors_name_the_line() {
         let errs = errors("server:\n  listen: [\n");
         assert_eq!(errs.len(), 1);
