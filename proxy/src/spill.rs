@@ -50,7 +50,8 @@ impl Spill {
     /// spilled and are read back first.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(FILE_NAME);
+        // Absolute: a daemonized sluice changes its working directory after this.
+        let path = std::fs::canonicalize(dir)?.join(FILE_NAME);
         let file = OpenOptions::new()
             .create(true)
             .read(true)
