@@ -360,11 +360,15 @@ impl BackgroundService for KafkaService {
             if got == 0 {
                 break;
             }
-            // Let a few more arrive: fewer, fuller messages.
+            // Let a few more arrive: fewer, fuller messages. Take only what is there:
+            // `recv_many` would wait for the next event when none came, holding this
+            // batch back until then (for ever, if none comes or spilling has begun).
             tokio::time::sleep(GATHER).await;
-            let room = BATCH.saturating_sub(batch.len());
-            if room > 0 {
-                rx.recv_many(&mut batch, room).await;
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
             }
             if let Err((e, lost)) = self.produce(&producer, &batch).await {
                 metrics()
