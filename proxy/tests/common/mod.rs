@@ -40,14 +40,18 @@ pub fn admin(s: &Sluice, method: &str, path: &str, body: Option<&str>) -> (u16, 
     (r.status, value)
 }
 
-/// Creates a key of `tier`; returns (id, plaintext key).
+/// Creates a key of `tier`; returns (id, plaintext key). Right after start, sluice may
+/// still be connecting to Redis and answer 503 "try again shortly": it is retried then.
 pub fn create_key(s: &Sluice, tier: &str) -> (String, String) {
-    let (status, v) = admin(
-        s,
-        "POST",
-        "/admin/keys",
-        Some(&format!(r#"{{"name":"test","tier":"{tier}"}}"#)),
-    );
+    let body = format!(r#"{{"name":"test","tier":"{tier}"}}"#);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, v) = loop {
+        let (status, v) = admin(s, "POST", "/admin/keys", Some(&body));
+        if status != 503 || std::time::Instant::now() >= deadline {
+            break (status, v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     assert_eq!(status, 201, "{v}");
     (
         v["id"].as_str().expect("id").to_string(),
