@@ -47,8 +47,8 @@ pub struct RequestEvent {
     /// Time from sending the (last) attempt upstream to its response header.
     #[serde(default)]
     pub upstream_latency_us: Option<u64>,
-    /// The answering peer's breaker when it was chosen (`closed`, `half_open`), or `open`
-    /// when every breaker was open and the request was refused.
+    /// The answering peer's breaker as the request ended (`closed`, `open`,
+    /// `half_open`), or `open` when every breaker was open and the request was refused.
     #[serde(default)]
     pub breaker: Option<String>,
     /// Request body bytes received.

@@ -72,8 +72,6 @@ pub struct RequestCtx {
     pub attempt_started: Option<Instant>,
     /// The current attempt's time to its response header.
     pub upstream_latency: Option<std::time::Duration>,
-    /// The chosen peer's breaker state (or `open` when every breaker refused).
-    pub breaker: Option<&'static str>,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -99,7 +97,6 @@ impl RequestCtx {
             limiter: None,
             attempt_started: None,
             upstream_latency: None,
-            breaker: None,
             _in_flight: InFlight::enter(),
         }
     }

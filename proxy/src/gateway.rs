@@ -262,9 +262,6 @@ impl ProxyHttp for Gateway {
         });
         let Some(addr) = addr else {
             let refusal = group.refusal_when_none();
-            if refusal.code == "upstream_circuit_open" {
-                ctx.breaker = Some("open");
-            }
             return Err(refuse(ctx, refusal));
         };
         if ctx.attempts > 0 {
@@ -275,7 +272,6 @@ impl ProxyHttp for Gateway {
         ctx.upstream_status = None;
         ctx.peer = Some(addr);
         ctx.tried.push(addr);
-        ctx.breaker = group.breaker_state(&addr).map(|s| s.as_str());
         ctx.attempt_started = Some(std::time::Instant::now());
         ctx.upstream_latency = None;
         Ok(group.peer(addr))

@@ -46,6 +46,11 @@ pub struct EventSink {
     sequence: AtomicU64,
     dropping: Arc<AtomicBool>,
     spill: Option<Spill>,
+    /// `sluice_kafka_events_total{result}` for queued / spilled / dropped, resolved once
+    /// instead of per event.
+    queued: prometheus::IntCounter,
+    spilled_total: prometheus::IntCounter,
+    dropped: prometheus::IntCounter,
     /// Wakes the producer when an event was spilled: it may be waiting on an empty
     /// channel that no event will reach while spilling lasts.
     spilled: tokio::sync::Notify,
@@ -74,6 +79,9 @@ impl EventSink {
             sequence: AtomicU64::new(0),
             dropping: Arc::new(AtomicBool::new(false)),
             spill,
+            queued: metrics().kafka_events.with_label_values(&["queued"]),
+            spilled_total: metrics().kafka_events.with_label_values(&["spilled"]),
+            dropped: metrics().kafka_events.with_label_values(&["dropped"]),
             spilled: tokio::sync::Notify::new(),
         }
     }
@@ -102,13 +110,12 @@ impl EventSink {
     /// take it.
     pub fn emit(&self, event: RequestEvent) {
         let Some(tx) = &self.tx else { return };
-        let m = metrics();
         if let Some(spill) = self.spill.as_ref().filter(|s| s.is_active()) {
             self.spill_or_drop(spill, &event);
         } else {
             match tx.try_send(event) {
                 Ok(()) => {
-                    m.kafka_events.with_label_values(&["queued"]).inc();
+                    self.queued.inc();
                     if self.dropping.swap(false, Ordering::Relaxed) {
                         info!("kafka event queue has room again");
                     }
@@ -120,14 +127,15 @@ impl EventSink {
                 Err(mpsc::error::TrySendError::Closed(_)) => self.drop_one(),
             }
         }
-        m.kafka_queue_depth
+        metrics()
+            .kafka_queue_depth
             .set(i64::try_from(tx.max_capacity() - tx.capacity()).unwrap_or(i64::MAX));
     }
 
     fn spill_or_drop(&self, spill: &Spill, event: &RequestEvent) {
         match spill.append(event) {
             Ok(()) => {
-                metrics().kafka_events.with_label_values(&["spilled"]).inc();
+                self.spilled_total.inc();
                 self.spilled.notify_one();
             }
             Err(_) => self.drop_one(),
@@ -135,7 +143,7 @@ impl EventSink {
     }
 
     fn drop_one(&self) {
-        metrics().kafka_events.with_label_values(&["dropped"]).inc();
+        self.dropped.inc();
         if !self.dropping.swap(true, Ordering::Relaxed) {
             warn!(
                 "kafka event queue (and spill file, if any) full: dropping events until it drains"
@@ -187,7 +195,7 @@ pub fn request_event(
         upstream_latency_us: ctx
             .upstream_latency
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-        breaker: ctx.breaker.map(str::to_string),
+        breaker: breaker_state(ctx).map(str::to_string),
         bytes_in: session.body_bytes_read() as u64,
         bytes_out: session.body_bytes_sent() as u64,
         limited: ctx
@@ -199,6 +207,21 @@ pub fn request_event(
         retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged)))
             .unwrap_or(u32::MAX),
     }
+}
+
+/// The answering peer's breaker state as the request ends, or `open` when the request was
+/// refused because every breaker was open. Read here, not on the request path: only the
+/// event wants it.
+fn breaker_state(ctx: &crate::ctx::RequestCtx) -> Option<&'static str> {
+    if ctx
+        .refusal
+        .as_ref()
+        .is_some_and(|r| r.code == "upstream_circuit_open")
+    {
+        return Some("open");
+    }
+    let (route, peer) = (ctx.route.as_ref()?, ctx.peer.as_ref()?);
+    route.upstream.breaker_state(peer).map(|s| s.as_str())
 }
 
 /// Counts deliveries as librdkafka reports them (no future per message).
