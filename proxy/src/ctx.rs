@@ -1,7 +1,6 @@
 //! Per-request context: the config snapshot, the route, the attempts and their outcome.
 
 use crate::drain::InFlight;
-use crate::keys::KeyRecord;
 use crate::snapshot::Snapshot;
 use crate::stage::ratelimit::RateState;
 use crate::stage::route::Route;
@@ -44,7 +43,7 @@ pub struct RequestCtx {
     /// The matched route, once the route stage ran.
     pub route: Option<Arc<Route>>,
     /// The caller's key, once the auth stage admitted it.
-    pub key: Option<std::sync::Arc<KeyRecord>>,
+    pub key: Option<crate::stage::auth::SharedKey>,
     /// The caller's bucket, once the rate-limit stage ran (for the response headers).
     pub rate: Option<RateState>,
     /// Time spent in each stage that waits on something, for `Server-Timing`.

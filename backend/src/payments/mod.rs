@@ -84,7 +84,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn queue_unavailable(e: &redis::RedisError) -> Response {
+fn queue_unavailable(e: &dyn std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "payment queue unavailable");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -122,35 +122,32 @@ async fn accept(State(state): State<AppState>, body: Bytes) -> Response {
     };
     // Bounded: a Redis that does not answer gets the client a prompt 503 (to retry; the
     // correlationId makes a retry safe), never a hang.
-    let accepted = tokio::time::timeout(ACCEPT_TIMEOUT, state.queue.accept(&id, cents))
-        .await
-        .unwrap_or_else(|_| {
-            Err(redis::RedisError::from(std::io::Error::from(
-                std::io::ErrorKind::TimedOut,
-            )))
-        });
-    let result = match &accepted {
-        Ok(true) => "new",
-        Ok(false) => "duplicate",
-        Err(_) => "unavailable",
-    };
+    let (result, response) =
+        match tokio::time::timeout(ACCEPT_TIMEOUT, state.queue.accept(&id, cents)).await {
+            Ok(Ok(true)) => (
+                "new",
+                (
+                    StatusCode::ACCEPTED,
+                    Json(json!({"correlationId": id, "status": "accepted"})),
+                )
+                    .into_response(),
+            ),
+            Ok(Ok(false)) => (
+                "duplicate",
+                (
+                    StatusCode::OK,
+                    Json(json!({"correlationId": id, "status": "already accepted"})),
+                )
+                    .into_response(),
+            ),
+            Ok(Err(e)) => ("unavailable", queue_unavailable(&e)),
+            Err(_) => ("unavailable", queue_unavailable(&"no answer in time")),
+        };
     metrics::metrics()
         .accepted
         .with_label_values(&[result])
         .inc();
-    match accepted {
-        Ok(true) => (
-            StatusCode::ACCEPTED,
-            Json(json!({"correlationId": id, "status": "accepted"})),
-        )
-            .into_response(),
-        Ok(false) => (
-            StatusCode::OK,
-            Json(json!({"correlationId": id, "status": "already accepted"})),
-        )
-            .into_response(),
-        Err(e) => queue_unavailable(&e),
-    }
+    response
 }
 
 fn totals_json(t: ledger::Totals) -> Value {

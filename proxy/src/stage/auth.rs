@@ -10,10 +10,10 @@ use crate::keys::store::KeyStore;
 use crate::keys::{extract_key, hash_key, KeyHeaderError, KeyRecord, KeyStatus};
 use crate::metrics::metrics;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A key record shared between the cache and the requests using it.
 pub type SharedKey = Arc<KeyRecord>;
-use std::time::Duration;
 
 /// The auth stage's shared state.
 pub struct Auth {
