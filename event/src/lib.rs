@@ -3,12 +3,16 @@
 //!
 //! A Kafka message carries one event or several, one JSON object per line (a message
 //! with one event is a batch of one), so the gateway can batch without a format change.
+//! The lines may come as one zstd frame ([`value`]); readers take both.
 //!
 //! Readers tolerate what they do not know: unknown fields are ignored and optional fields
 //! default, so a newer gateway can add fields without breaking an older consumer. A
 //! message that is not an event at all is an error the consumer counts and skips.
 
 use serde::{Deserialize, Serialize};
+
+pub mod value;
+pub use value::{BatchEncoder, ValueCompression};
 
 /// The schema version this crate writes.
 pub const VERSION: u32 = 1;
@@ -80,6 +84,12 @@ pub enum DecodeError {
     /// A version this reader does not understand.
     #[error("unsupported event version {0}")]
     Version(u32),
+    /// A zstd-compressed value that does not decompress.
+    #[error("compressed value does not decompress: {0}")]
+    Frame(std::io::Error),
+    /// A compressed value that unpacks to more than [`value::MAX_DECOMPRESSED`] bytes.
+    #[error("compressed value unpacks to more than {} bytes", value::MAX_DECOMPRESSED)]
+    TooLarge,
 }
 
 impl RequestEvent {
@@ -111,10 +121,15 @@ impl RequestEvent {
         out
     }
 
-    /// Every event of a message (see [`RequestEvent::encode_batch`]); a line that is not
-    /// an event is an error in its place, the others still decode.
+    /// Every event of a message (see [`RequestEvent::encode_batch`]; zstd-compressed or
+    /// not); a line that is not an event is an error in its place, the others still
+    /// decode. A compressed value that does not unpack is one error.
     pub fn decode_batch(bytes: &[u8]) -> Vec<Result<Self, DecodeError>> {
-        bytes
+        let lines = match value::json_lines(bytes) {
+            Ok(lines) => lines,
+            Err(e) => return vec![Err(e)],
+        };
+        lines
             .split(|b| *b == b'\n')
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
             .map(Self::decode)

@@ -4,7 +4,7 @@
 //! bounded channel ([`EventSink::emit`]). [`KafkaService`], a Pingora background service,
 //! moves events from the channel into librdkafka's queue (idempotent producer, batched,
 //! compressed, keyed by API key id or client IP; up to 200 events of one key per message,
-//! one JSON object per line). When the broker is down or slow, events
+//! one JSON object per line, optionally one zstd frame: `kafka.value_compression`). When the broker is down or slow, events
 //! wait in librdkafka's queue and then in the channel (`kafka.queue_capacity` each), then
 //! (with `kafka.spill_dir`) in a bounded file ([`crate::spill`]), and are delivered in
 //! order when it returns; only when all are full are events dropped, counted in
@@ -21,7 +21,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use sluice_event::RequestEvent;
+use sluice_event::{BatchEncoder, RequestEvent, ValueCompression};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -253,12 +253,18 @@ impl ProducerContext for Deliveries {
 
 /// The producer's librdkafka settings.
 pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    // Values that are zstd frames already would not shrink again: compressing the batch
+    // too would only cost CPU on both ends.
+    let batch_compression = match cfg.value_compression {
+        ValueCompression::None => "lz4",
+        ValueCompression::Zstd => "none",
+    };
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", cfg.linger_ms.to_string())
-        .set("compression.type", "lz4")
+        .set("compression.type", batch_compression)
         // Keep retrying until delivered: an outage delays events, it does not lose them.
         .set("message.timeout.ms", "0")
         .set(
@@ -283,7 +289,12 @@ impl KafkaService {
 
     /// Sends the next batch from the spill file; when it is empty, ends spilling (or waits
     /// a moment if an append slipped in).
-    async fn drain_spill(&self, producer: &ThreadedProducer<Deliveries>, spill: &Spill) {
+    async fn drain_spill(
+        &self,
+        producer: &ThreadedProducer<Deliveries>,
+        encoder: &mut BatchEncoder,
+        spill: &Spill,
+    ) {
         let (events, bad) = spill.read(BATCH);
         if bad > 0 {
             warn!(bad, "unreadable lines in the kafka spill file; dropped");
@@ -300,7 +311,7 @@ impl KafkaService {
             }
             return;
         }
-        if let Err((e, lost)) = self.produce(producer, &events).await {
+        if let Err((e, lost)) = self.produce(producer, encoder, &events).await {
             metrics()
                 .kafka_events
                 .with_label_values(&["dropped"])
@@ -318,6 +329,7 @@ impl KafkaService {
     async fn produce(
         &self,
         producer: &ThreadedProducer<Deliveries>,
+        encoder: &mut BatchEncoder,
         events: &[RequestEvent],
     ) -> Result<(), (KafkaError, usize)> {
         // Grouped by reference: the events are encoded straight from the batch.
@@ -329,7 +341,7 @@ impl KafkaService {
         }
         for (key, group) in &groups {
             for chunk in group.chunks(EVENTS_PER_MESSAGE) {
-                let payload = RequestEvent::encode_batch(chunk.iter().copied());
+                let payload = encoder.encode(chunk.iter().copied());
                 loop {
                     let record = BaseRecord::with_opaque_to(&self.cfg.topic, chunk.len())
                         .key(*key)
@@ -362,6 +374,10 @@ impl BackgroundService for KafkaService {
                     return;
                 }
             };
+        let mut encoder = BatchEncoder::new(self.cfg.value_compression);
+        if self.cfg.value_compression == ValueCompression::Zstd && !encoder.compresses() {
+            warn!("zstd unavailable; kafka message values are written uncompressed");
+        }
         info!(brokers = %self.cfg.brokers, topic = %self.cfg.topic, "kafka producer started");
         // Events are taken in batches: one wakeup moves many, not one per request.
         let mut batch = Vec::with_capacity(BATCH);
@@ -372,7 +388,7 @@ impl BackgroundService for KafkaService {
                 if *shutdown.borrow() {
                     break;
                 }
-                self.drain_spill(&producer, spill).await;
+                self.drain_spill(&producer, &mut encoder, spill).await;
                 continue;
             }
             let got = tokio::select! {
@@ -393,7 +409,7 @@ impl BackgroundService for KafkaService {
                     Err(_) => break,
                 }
             }
-            if let Err((e, lost)) = self.produce(&producer, &batch).await {
+            if let Err((e, lost)) = self.produce(&producer, &mut encoder, &batch).await {
                 metrics()
                     .kafka_events
                     .with_label_values(&["dropped"])
@@ -410,7 +426,7 @@ impl BackgroundService for KafkaService {
         while let Ok(event) = rx.try_recv() {
             rest.push(event);
         }
-        if let Err((_, lost)) = self.produce(&producer, &rest).await {
+        if let Err((_, lost)) = self.produce(&producer, &mut encoder, &rest).await {
             metrics()
                 .kafka_events
                 .with_label_values(&["dropped"])

@@ -33,6 +33,15 @@ routes:
 
 /// Reads events until `want` distinct ids arrived or `timeout` passed.
 async fn consume(brokers: &str, want: usize, timeout: Duration) -> Vec<RequestEvent> {
+    consume_values(brokers, want, timeout).await.0
+}
+
+/// Like [`consume`], also returning each message's value as it came.
+async fn consume_values(
+    brokers: &str,
+    want: usize,
+    timeout: Duration,
+) -> (Vec<RequestEvent>, Vec<Vec<u8>>) {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "test")
@@ -42,12 +51,14 @@ async fn consume(brokers: &str, want: usize, timeout: Duration) -> Vec<RequestEv
     consumer.subscribe(&[TOPIC]).expect("subscribe");
     let mut seen = HashSet::new();
     let mut events = Vec::new();
+    let mut values = Vec::new();
     let deadline = Instant::now() + timeout;
     while seen.len() < want && Instant::now() < deadline {
         let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
         else {
             continue;
         };
+        values.push(msg.payload().unwrap_or_default().to_vec());
         // A message carries one event or several, one per line.
         for event in RequestEvent::decode_batch(msg.payload().unwrap_or_default()) {
             let event = event.expect("a request event");
@@ -56,7 +67,7 @@ async fn consume(brokers: &str, want: usize, timeout: Duration) -> Vec<RequestEv
             }
         }
     }
-    events
+    (events, values)
 }
 
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
@@ -92,6 +103,40 @@ async fn every_request_becomes_one_event_and_matches_the_metrics() {
         .all(|e| e.status == 404 && e.breaker.is_none() && e.upstream_latency_us.is_none()));
     let counted = metric(&s, "sluice_requests_total{");
     assert_eq!(counted, n as f64, "events equal sluice_requests_total");
+    assert_eq!(
+        metric(&s, "sluice_kafka_events_total{result=\"delivered\"}"),
+        n as f64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_values_carry_every_event_in_compressed_frames() {
+    let cluster = cluster();
+    let up = FakeUpstream::start("up");
+    let yaml = config(&cluster.bootstrap_servers(), &up, 10_000).replace(
+        "linger_ms: 5 }",
+        "linger_ms: 5, value_compression: zstd }",
+    );
+    let s = Sluice::start(&yaml);
+    let n = 300;
+    for _ in 0..n {
+        http::get(s.proxy, "/app/x").expect("GET");
+    }
+    let (events, values) =
+        consume_values(&cluster.bootstrap_servers(), n, Duration::from_secs(20)).await;
+    assert_eq!(events.len(), n, "one event per request");
+    assert!(!values.is_empty());
+    let zstd_magic = [0x28, 0xB5, 0x2F, 0xFD];
+    assert!(
+        values.iter().all(|v| v.starts_with(&zstd_magic)),
+        "every value is a zstd frame"
+    );
+    let plain: usize = events.iter().map(|e| e.encode().len() + 1).sum();
+    let sent: usize = values.iter().map(Vec::len).sum();
+    assert!(
+        sent * 3 < plain,
+        "{sent} bytes on the wire for {plain} bytes of JSON"
+    );
     assert_eq!(
         metric(&s, "sluice_kafka_events_total{result=\"delivered\"}"),
         n as f64

@@ -206,6 +206,28 @@ routes:
     }
 
     #[test]
+    fn kafka_value_compression_is_none_zstd_or_an_error() {
+        let base = format!("{GOOD}kafka: {{ brokers: \"b:9092\" }}\n");
+        let config = parse(Path::new("t.yaml"), &base).expect("valid");
+        assert_eq!(
+            config.kafka.expect("kafka").value_compression,
+            sluice_event::ValueCompression::None
+        );
+        let zstd = base.replace("\"b:9092\"", "\"b:9092\", value_compression: zstd");
+        let config = parse(Path::new("t.yaml"), &zstd).expect("valid");
+        assert_eq!(
+            config.kafka.expect("kafka").value_compression,
+            sluice_event::ValueCompression::Zstd
+        );
+        let errs = errors(&zstd.replace("zstd", "brotli"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("kafka.value_compression: must be none or zstd, got \"brotli\""),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn yaml_syntax_errors_name_the_line() {
         let errs = errors("server:\n  listen: [\n");
         assert_eq!(errs.len(), 1);

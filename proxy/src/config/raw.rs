@@ -55,6 +55,13 @@ pub struct RawKafka {
     /// The spill file's size limit, MiB.
     #[serde(default = "default_spill_max_mb")]
     pub spill_max_mb: u64,
+    /// `none` (Kafka's lz4 batch compression) or `zstd` (each message value one zstd frame).
+    #[serde(default = "default_value_compression")]
+    pub value_compression: String,
+}
+
+fn default_value_compression() -> String {
+    "none".into()
 }
 
 fn default_spill_max_mb() -> u64 {

@@ -51,6 +51,8 @@ pub struct KafkaConfig {
     pub spill_dir: Option<std::path::PathBuf>,
     /// The spill file's size limit in bytes.
     pub spill_max_bytes: u64,
+    /// How message values are written.
+    pub value_compression: sluice_event::ValueCompression,
 }
 
 fn kafka(raw: &RawKafka, errors: &mut Errors<'_>) -> KafkaConfig {
@@ -76,6 +78,17 @@ fn kafka(raw: &RawKafka, errors: &mut Errors<'_>) -> KafkaConfig {
     if raw.spill_max_mb == 0 || raw.spill_max_mb > 1_048_576 {
         errors.push("kafka.spill_max_mb", "must be from 1 to 1048576");
     }
+    let value_compression = match raw.value_compression.as_str() {
+        "none" => sluice_event::ValueCompression::None,
+        "zstd" => sluice_event::ValueCompression::Zstd,
+        other => {
+            errors.push(
+                "kafka.value_compression",
+                format!("must be none or zstd, got \"{other}\""),
+            );
+            sluice_event::ValueCompression::None
+        }
+    };
     KafkaConfig {
         brokers: raw.brokers.clone(),
         topic: raw.topic.clone(),
@@ -83,6 +96,7 @@ fn kafka(raw: &RawKafka, errors: &mut Errors<'_>) -> KafkaConfig {
         linger_ms: raw.linger_ms,
         spill_dir: raw.spill_dir.as_ref().map(std::path::PathBuf::from),
         spill_max_bytes: raw.spill_max_mb.saturating_mul(1 << 20),
+        value_compression,
     }
 }
 
