@@ -3,11 +3,11 @@
 # through nginx (same upstreams, keepalive), alternating A/B/C for several rounds in one
 # run. Prints req/s, p50/p99, the proxies' CPU µs per request, and the ratios; writes
 # bench/results/10-proxy.md (then bench/RESULTS.md). Uses the stack from `make up` (starts it if needed).
-#   ROUNDS=3 DURATION=10 CONNECTIONS=32 bench/run.sh
+#   ROUNDS=5 DURATION=10 CONNECTIONS=32 bench/run.sh
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-1}"
@@ -73,6 +73,8 @@ run_one() { # name url pids...   (WRK_HEADER, when set, is sent with every reque
   RPS[$name]+="$rps "; P50[$name]+="$p50 "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "
   printf '  %-7s %10s req/s  p50 %7s ms  p99 %7s ms  cpu/req %6s us\n' "$name" "$rps" "$p50" "$p99" "$cpu"
 }
+last() { awk '{print $NF}' <<<"$1"; }
+KAFKA_PAIRS=""
 median() { tr ' ' '\n' <<<"$1" | awk '$1 != "" && $1 != "-"' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print a[int((NR + 1) / 2)] }'; }
 
 # A key of tier "internal" (never denied at these rates) for the keyed, limited route.
@@ -97,8 +99,16 @@ SLUICE_PID=$(cat "$RUN/sluice.pid")
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round/$ROUNDS (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
   run_one direct "http://127.0.0.1:8081$PATH_Q"
-  run_one sluice "http://127.0.0.1:9999$PATH_Q" "$SLUICE_PID"
-  run_one no-kafka "http://127.0.0.1:19997$PATH_Q" "$NK_PID"
+  # The on/off pair back to back, in alternating order: its ratio is less exposed to the
+  # machine's drift and to whichever run comes first.
+  if [ $((round % 2)) -eq 1 ]; then
+    run_one sluice "http://127.0.0.1:9999$PATH_Q" "$SLUICE_PID"
+    run_one no-kafka "http://127.0.0.1:19997$PATH_Q" "$NK_PID"
+  else
+    run_one no-kafka "http://127.0.0.1:19997$PATH_Q" "$NK_PID"
+    run_one sluice "http://127.0.0.1:9999$PATH_Q" "$SLUICE_PID"
+  fi
+  KAFKA_PAIRS+="$(awk -v a="$(last "${RPS[sluice]}")" -v b="$(last "${RPS[no-kafka]}")" 'BEGIN { printf "%.2f", a / b }') "
   WRK_HEADER="X-API-Key: $KEY" run_one keyed "http://127.0.0.1:9999/api$PATH_Q" "$SLUICE_PID"
   # shellcheck disable=SC2046
   run_one nginx "http://127.0.0.1:$NGINX_PORT$PATH_Q" $(nginx_pids)
@@ -149,7 +159,7 @@ TABLE="| target | req/s | p50 ms | p99 ms | proxy CPU µs/req |
 | hedging on, p95 delay (floor 10 ms), budget 10% (/demo/hedged; same rate) | ${M[hedged-slow.rps]} | ${M[hedged-slow.p50]} | ${M[hedged-slow.p99]} | ${M[hedged-slow.cpu]} |
 
 sluice/nginx throughput: **$SN** · sluice/direct throughput: **$SD** · sluice p99 − direct p99: **$P99D ms**
-sluice without Kafka / nginx: **$(ratio "${M[no-kafka.rps]}" "${M[nginx.rps]}")** · Kafka on/off throughput: **$(ratio "${M[sluice.rps]}" "${M[no-kafka.rps]}")** · keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"
+sluice without Kafka / nginx: **$(ratio "${M[no-kafka.rps]}" "${M[nginx.rps]}")** · Kafka on/off throughput: **$(ratio "${M[sluice.rps]}" "${M[no-kafka.rps]}")** (back-to-back pairs: ${KAFKA_PAIRS% }) · keyed/plain sluice throughput: **$KS** · keyed p99 − plain p99: **$KP99 ms**"
 echo
 echo "$TABLE"
 

@@ -88,7 +88,10 @@ pub enum DecodeError {
     #[error("compressed value does not decompress: {0}")]
     Frame(std::io::Error),
     /// A compressed value that unpacks to more than [`value::MAX_DECOMPRESSED`] bytes.
-    #[error("compressed value unpacks to more than {} bytes", value::MAX_DECOMPRESSED)]
+    #[error(
+        "compressed value unpacks to more than {} bytes",
+        value::MAX_DECOMPRESSED
+    )]
     TooLarge,
 }
 

@@ -17,12 +17,14 @@ use sluice_testkit::ADMIN_TOKEN_SHA256;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// The stack's settings where they matter here: zstd values, as `make up` sends tansu.
 fn config(redis: &str, brokers: &str, upstream: &FakeUpstream) -> String {
     format!(
         r#"server: {{ listen: "{{listen}}", admin_listen: "{{admin}}", threads: 2, grace_period_s: 2 }}
 admin: {{ token_sha256: "{ADMIN_TOKEN_SHA256}" }}
 redis: {{ url: "{redis}", timeout_ms: 50 }}
-kafka: {{ brokers: "{brokers}", topic: sluice.requests, queue_capacity: 100000, linger_ms: 5 }}
+kafka: {{ brokers: "{brokers}", topic: sluice.requests, queue_capacity: 100000, linger_ms: 5,
+         value_compression: zstd }}
 tiers:
   tiny: {{ rate_per_s: 1, burst: 5 }}
   roomy: {{ rate_per_s: 1000, burst: 1000 }}

@@ -113,10 +113,8 @@ async fn every_request_becomes_one_event_and_matches_the_metrics() {
 async fn zstd_values_carry_every_event_in_compressed_frames() {
     let cluster = cluster();
     let up = FakeUpstream::start("up");
-    let yaml = config(&cluster.bootstrap_servers(), &up, 10_000).replace(
-        "linger_ms: 5 }",
-        "linger_ms: 5, value_compression: zstd }",
-    );
+    let yaml = config(&cluster.bootstrap_servers(), &up, 10_000)
+        .replace("linger_ms: 5 }", "linger_ms: 5, value_compression: zstd }");
     let s = Sluice::start(&yaml);
     let n = 300;
     for _ in 0..n {
