@@ -43,8 +43,8 @@ fn every_config_in_conf_passes() {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+    workspace_root()
+        .join("proxy/tests/fixtures")
         .join(name)
 }
 

@@ -73,9 +73,13 @@ macro_rules! assert_eventually {
 
 /// The workspace root (for `conf/` and other checked-in files).
 pub fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time: one target dir serves several checkouts (CI's clean clone reuses
+    // it), and a path fixed at compile time would name whichever checkout built it last.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest
-        .parent()
-        .expect("testkit sits in the workspace")
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("tests run inside the workspace")
         .to_path_buf()
 }
