@@ -43,9 +43,7 @@ fn every_config_in_conf_passes() {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    workspace_root()
-        .join("proxy/tests/fixtures")
-        .join(name)
+    workspace_root().join("proxy/tests/fixtures").join(name)
 }
 
 #[test]
