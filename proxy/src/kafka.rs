@@ -4,7 +4,8 @@
 //! bounded channel ([`EventSink::emit`]). [`KafkaService`], a Pingora background service,
 //! moves events from the channel into librdkafka's queue (idempotent producer, batched,
 //! compressed, keyed by API key id or client IP; up to 200 events of one key per message,
-//! one JSON object per line, optionally one zstd frame: `kafka.value_compression`). When the broker is down or slow, events
+//! one JSON object per line, optionally as one zstd frame: `kafka.value_compression`).
+//! When the broker is down or slow, events
 //! wait in librdkafka's queue and then in the channel (`kafka.queue_capacity` each), then
 //! (with `kafka.spill_dir`) in a bounded file ([`crate::spill`]), and are delivered in
 //! order when it returns; only when all are full are events dropped, counted in
