@@ -16,6 +16,8 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// Largest value a reader unpacks: far above any batch the gateway writes, and a bound on
 /// what a hostile or corrupt frame can make it allocate.
 pub const MAX_DECOMPRESSED: u64 = 64 << 20;
+/// The most a reader reserves before unpacking, whatever the frame header claims.
+const PREALLOCATE_AT_MOST: u64 = 4 << 20;
 /// Fast and, on event JSON, ~29× smaller; higher levels cost the gateway CPU for little.
 const ZSTD_LEVEL: i32 = 1;
 
@@ -68,7 +70,14 @@ pub(crate) fn json_lines(value: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
         return Ok(Cow::Borrowed(value));
     }
     let decoder = zstd::stream::read::Decoder::new(value).map_err(DecodeError::Frame)?;
-    let mut out = Vec::with_capacity(value.len().saturating_mul(8));
+    // The frame header usually states the size (the encoder writes it). It comes from the
+    // message, so reserve no more than a generous batch up front; a real one grows.
+    let expected = zstd::zstd_safe::get_frame_content_size(value)
+        .ok()
+        .flatten()
+        .unwrap_or(value.len() as u64 * 8)
+        .min(PREALLOCATE_AT_MOST);
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     decoder
         .take(MAX_DECOMPRESSED + 1)
         .read_to_end(&mut out)
