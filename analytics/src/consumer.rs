@@ -7,7 +7,9 @@ use crate::store::{self, Consumed};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::Offset;
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -69,6 +71,7 @@ pub async fn run(consumer: StreamConsumer, pool: PgPool, topic: String, progress
             match store::apply_batch(&pool, &topic, &batch).await {
                 Ok(outcome) => {
                     tracing::debug!(?outcome, "batch applied");
+                    restart_restarted_logs(&consumer, &pool, &topic, &outcome.skipped_below).await;
                     break;
                 }
                 Err(e) => {
@@ -79,6 +82,52 @@ pub async fn run(consumer: StreamConsumer, pool: PgPool, topic: String, progress
         }
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
             tracing::debug!(error = %e, "committing kafka offsets (an optimisation only)");
+        }
+    }
+}
+
+/// Messages below a partition's stored position are normally replays (Kafka's committed
+/// offsets trail PostgreSQL's) and rightly skipped. But when the broker's log for that
+/// partition now ends below the stored position, the log itself started over (topic
+/// re-created, broker data wiped): the position belongs to a log that is gone, and every
+/// event up to it would be skipped as a "replay". Such a partition is read again from its
+/// start with the position forgotten. Seek first, then forget: the consumer loop applies
+/// nothing in between, so no message of the new log can set a position the re-read would
+/// skip. (A new log that has already grown past the old position cannot be told apart.)
+async fn restart_restarted_logs(
+    consumer: &StreamConsumer,
+    pool: &PgPool,
+    topic: &str,
+    skipped_below: &BTreeMap<i32, i64>,
+) {
+    for (&partition, &stored) in skipped_below {
+        let high = tokio::task::block_in_place(|| {
+            consumer.fetch_watermarks(topic, partition, Duration::from_secs(2))
+        });
+        let high = match high {
+            Ok((_, high)) if high < stored => high,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, partition, "no high watermark to check a replay against");
+                continue;
+            }
+        };
+        tracing::warn!(
+            partition,
+            stored_position = stored,
+            high_watermark = high,
+            "the broker's log ends below the stored position: the topic was re-created or \
+             its data wiped; counting this partition again from its start"
+        );
+        let seek = tokio::task::block_in_place(|| {
+            consumer.seek(topic, partition, Offset::Beginning, Duration::from_secs(5))
+        });
+        if let Err(e) = seek {
+            tracing::warn!(error = %e, partition, "could not rewind the partition; will retry on the next replay");
+            continue;
+        }
+        if let Err(e) = store::forget_position(pool, topic, partition, stored).await {
+            tracing::warn!(error = %e, partition, "could not forget the stale position");
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct BatchOutcome {
     pub replayed: u64,
     /// Messages that were not events, skipped (and counted).
     pub malformed: u64,
+    /// Partitions where messages were skipped as replays, with the stored position that
+    /// skipped them (see `consumer`: a log that restarted looks like a replay at first).
+    pub skipped_below: BTreeMap<i32, i64>,
 }
 
 /// Runs the analytics migrations (in the pool's `analytics` schema).
@@ -72,6 +75,7 @@ pub async fn apply_batch(
         let from = next.get(&m.partition).copied().unwrap_or(0);
         if m.offset < from {
             outcome.replayed += 1;
+            outcome.skipped_below.insert(m.partition, from);
             continue;
         }
         next.insert(m.partition, m.offset + 1);
@@ -134,6 +138,26 @@ pub async fn apply_batch(
     }
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Forgets `partition`'s stored position if it is still `stored` (so a move made since by
+/// another member stands). Its next message is then counted whatever its offset. True
+/// when it was forgotten.
+pub async fn forget_position(
+    pool: &PgPool,
+    topic: &str,
+    partition: i32,
+    stored: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM consumed_offsets WHERE topic = $1 AND partition = $2 AND next_offset = $3",
+    )
+    .bind(topic)
+    .bind(partition)
+    .bind(stored)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A stored row, for the API.

@@ -220,3 +220,47 @@ async fn bad_parameters_are_named() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["step"], 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_started_over_is_counted_from_its_start() {
+    let pg = Postgres::start();
+    let pool = sluice_backend::db::connect(&pg.url(), "analytics", 4)
+        .await
+        .expect("db");
+    store::migrate(&pool).await.expect("migrate");
+    let progress = std::sync::Arc::new(sluice_analytics::progress::Progress::default());
+    let app = api::app(api::AppState {
+        pool: pool.clone(),
+        progress: progress.clone(),
+    });
+    let run = |brokers: &str| {
+        tokio::spawn(consumer::run(
+            consumer::consumer(brokers, "analytics", TOPIC).expect("consumer"),
+            pool.clone(),
+            TOPIC.into(),
+            progress.clone(),
+        ))
+    };
+
+    let old = MockCluster::new(1).expect("mock cluster");
+    old.create_topic(TOPIC, 4, 1).expect("topic");
+    produce(&old.bootstrap_servers(), 0..400).await;
+    let first = run(&old.bootstrap_servers());
+    assert_eq!(wait_for_total(&app, 400).await, 400);
+    first.abort();
+
+    // The broker's data is gone (a new cluster: same topic, offsets from 0 again, every
+    // partition's log shorter than the positions stored for the old one).
+    let new = MockCluster::new(1).expect("mock cluster");
+    new.create_topic(TOPIC, 4, 1).expect("topic");
+    produce(&new.bootstrap_servers(), 400..500).await;
+    let _second = run(&new.bootstrap_servers());
+    assert_eq!(
+        wait_for_total(&app, 500).await,
+        500,
+        "the new log's events are counted, not skipped as replays of the old one"
+    );
+    // And once only: a while later the total has not moved.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(wait_for_total(&app, 500).await, 500);
+}
