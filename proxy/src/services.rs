@@ -52,7 +52,9 @@ impl Services {
             .map(|r| RedisConn::new(&r.url))
             .transpose()?;
         let key_cache = Arc::new(KeyCache::default());
-        let key_store = redis.clone().map(KeyStore::new);
+        let key_store = redis
+            .clone()
+            .map(|conn| KeyStore::new(conn, key_cache.clone()));
         Ok(Arc::new(Self {
             auth: Auth::new(key_cache.clone(), key_store.clone()),
             limiter: RateLimiter::new(redis.clone()),

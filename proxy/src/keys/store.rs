@@ -6,8 +6,10 @@
 //! - `sluice:keyids` set of ids, for listing.
 //!
 //! Every change publishes the affected hash on `sluice:keys`, so every instance drops its
-//! cache entry at once.
+//! cache entry at once; the instance making the change drops its own before it answers,
+//! so the change holds for its very next request (the message arrives a moment later).
 
+use super::cache::KeyCache;
 use super::{generate_id, generate_key, hash_key, KeyRecord, KeyStatus};
 use crate::redis_conn::{RedisConn, RedisError};
 use std::collections::HashMap;
@@ -57,6 +59,8 @@ pub struct KeyChanges {
 #[derive(Clone)]
 pub struct KeyStore {
     conn: Arc<RedisConn>,
+    /// This instance's cache of lookups.
+    local: Arc<KeyCache>,
 }
 
 fn record_from(id: String, fields: &HashMap<String, String>) -> Option<KeyRecord> {
@@ -70,9 +74,9 @@ fn record_from(id: String, fields: &HashMap<String, String>) -> Option<KeyRecord
 }
 
 impl KeyStore {
-    /// Keys stored through `conn`.
-    pub fn new(conn: Arc<RedisConn>) -> Self {
-        Self { conn }
+    /// Keys stored through `conn`; changes drop their entries from `local` too.
+    pub fn new(conn: Arc<RedisConn>, local: Arc<KeyCache>) -> Self {
+        Self { conn, local }
     }
 
     /// The record for a presented key's hash (request path: `timeout` is the route's).
@@ -167,7 +171,14 @@ impl KeyStore {
             .call(ADMIN_TIMEOUT, |mut c| async move {
                 pipe.query_async::<()>(&mut c).await
             })
-            .await
+            .await?;
+        for hex_hash in std::iter::once(hash_hex).chain(old_hash) {
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(hex_hash, &mut hash).is_ok() {
+                self.local.invalidate(&hash);
+            }
+        }
+        Ok(())
     }
 
     /// Creates a key; returns its record and the plaintext, shown this once.
