@@ -71,7 +71,8 @@ pub async fn run(consumer: StreamConsumer, pool: PgPool, topic: String, progress
             match store::apply_batch(&pool, &topic, &batch).await {
                 Ok(outcome) => {
                     tracing::debug!(?outcome, "batch applied");
-                    restart_restarted_logs(&consumer, &pool, &topic, &outcome.skipped_below).await;
+                    rewind_logs_that_started_over(&consumer, &pool, &topic, &outcome.skipped_below)
+                        .await;
                     break;
                 }
                 Err(e) => {
@@ -94,7 +95,7 @@ pub async fn run(consumer: StreamConsumer, pool: PgPool, topic: String, progress
 /// start with the position forgotten. Seek first, then forget: the consumer loop applies
 /// nothing in between, so no message of the new log can set a position the re-read would
 /// skip. (A new log that has already grown past the old position cannot be told apart.)
-async fn restart_restarted_logs(
+async fn rewind_logs_that_started_over(
     consumer: &StreamConsumer,
     pool: &PgPool,
     topic: &str,

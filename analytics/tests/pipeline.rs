@@ -107,51 +107,72 @@ async fn wait_for_total(app: &axum::Router, want: i64) -> i64 {
     last
 }
 
+/// The analytics service around a throwaway PostgreSQL: its API, and consumers on demand.
+struct Analytics {
+    _pg: Postgres,
+    pool: sqlx::PgPool,
+    progress: std::sync::Arc<sluice_analytics::progress::Progress>,
+    app: axum::Router,
+}
+
+impl Analytics {
+    async fn start() -> Self {
+        let pg = Postgres::start();
+        let pool = sluice_backend::db::connect(&pg.url(), "analytics", 4)
+            .await
+            .expect("db");
+        store::migrate(&pool).await.expect("migrate");
+        let progress = std::sync::Arc::new(sluice_analytics::progress::Progress::default());
+        let app = api::app(api::AppState {
+            pool: pool.clone(),
+            progress: progress.clone(),
+        });
+        Self {
+            _pg: pg,
+            pool,
+            progress,
+            app,
+        }
+    }
+
+    /// A consumer-group member reading from `brokers`, until aborted.
+    fn consume(&self, brokers: &str, group: &str) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(consumer::run(
+            consumer::consumer(brokers, group, TOPIC).expect("consumer"),
+            self.pool.clone(),
+            TOPIC.into(),
+            self.progress.clone(),
+        ))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totals_are_exact_across_replays_and_a_killed_consumer() {
-    let pg = Postgres::start();
+    let analytics = Analytics::start().await;
+    let app = &analytics.app;
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, 4, 1).expect("topic");
     let brokers = cluster.bootstrap_servers();
-    let pool = sluice_backend::db::connect(&pg.url(), "analytics", 4)
-        .await
-        .expect("db");
-    store::migrate(&pool).await.expect("migrate");
-    let progress = std::sync::Arc::new(sluice_analytics::progress::Progress::default());
-    let app = api::app(api::AppState {
-        pool: pool.clone(),
-        progress: progress.clone(),
-    });
 
     produce(&brokers, 0..500).await;
-    let first = tokio::spawn(consumer::run(
-        consumer::consumer(&brokers, "analytics", TOPIC).expect("consumer"),
-        pool.clone(),
-        TOPIC.into(),
-        progress.clone(),
-    ));
-    assert_eq!(wait_for_total(&app, 500).await, 500);
-    let (_, summary) = get(&app, "/analytics/summary").await;
+    let first = analytics.consume(&brokers, "analytics");
+    assert_eq!(wait_for_total(app, 500).await, 500);
+    let (_, summary) = get(app, "/analytics/summary").await;
     assert_eq!(summary["by_route"]["todo"], 250);
     assert_eq!(summary["by_route"]["api"], 250);
     assert_eq!(summary["limited"], 50);
     assert_eq!(summary["errors"], 50);
     assert_eq!(summary["by_status"]["2xx"], 400);
-    let (_, key_a) = get(&app, "/analytics/keys/key_a").await;
+    let (_, key_a) = get(app, "/analytics/keys/key_a").await;
     assert_eq!(key_a["requests"], 125);
     let p50 = summary["latency_ms"]["p50"].as_f64().expect("p50");
     assert!((1.0..=1.6).contains(&p50), "{p50}");
 
     // A consumer in a brand-new group re-reads everything from the start: nothing changes.
-    let replay = tokio::spawn(consumer::run(
-        consumer::consumer(&brokers, "analytics-replay", TOPIC).expect("consumer"),
-        pool.clone(),
-        TOPIC.into(),
-        progress.clone(),
-    ));
+    let replay = analytics.consume(&brokers, "analytics-replay");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
-        wait_for_total(&app, 500).await,
+        wait_for_total(app, 500).await,
         500,
         "a full replay is not counted twice"
     );
@@ -165,13 +186,8 @@ async fn totals_are_exact_across_replays_and_a_killed_consumer() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.abort();
     more.await.expect("producer task");
-    let _second = tokio::spawn(consumer::run(
-        consumer::consumer(&brokers, "analytics", TOPIC).expect("consumer"),
-        pool.clone(),
-        TOPIC.into(),
-        progress.clone(),
-    ));
-    assert_eq!(wait_for_total(&app, 900).await, 900);
+    let _second = analytics.consume(&brokers, "analytics");
+    assert_eq!(wait_for_total(app, 900).await, 900);
 
     // Garbage on the topic is skipped.
     let producer: FutureProducer = ClientConfig::new()
@@ -186,20 +202,13 @@ async fn totals_are_exact_across_replays_and_a_killed_consumer() {
         .await
         .expect("produced");
     produce(&brokers, 900..910).await;
-    assert_eq!(wait_for_total(&app, 910).await, 910);
+    assert_eq!(wait_for_total(app, 910).await, 910);
 }
 
 #[tokio::test]
 async fn bad_parameters_are_named() {
-    let pg = Postgres::start();
-    let pool = sluice_backend::db::connect(&pg.url(), "analytics", 2)
-        .await
-        .expect("db");
-    store::migrate(&pool).await.expect("migrate");
-    let app = api::app(api::AppState {
-        pool,
-        progress: Default::default(),
-    });
+    let analytics = Analytics::start().await;
+    let app = &analytics.app;
     for (uri, param) in [
         ("/analytics/summary?from=yesterday", "from: "),
         ("/analytics/routes?to=soon", "to: "),
@@ -209,44 +218,29 @@ async fn bad_parameters_are_named() {
             "from: must not be after to",
         ),
     ] {
-        let (status, body) = get(&app, uri).await;
+        let (status, body) = get(app, uri).await;
         assert_eq!(status, 400, "{uri}: {body}");
         assert!(
             body["message"].as_str().unwrap_or("").starts_with(param),
             "{uri}: {body}"
         );
     }
-    let (status, body) = get(&app, "/analytics/timeseries?step=300").await;
+    let (status, body) = get(app, "/analytics/timeseries?step=300").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["step"], 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_that_started_over_is_counted_from_its_start() {
-    let pg = Postgres::start();
-    let pool = sluice_backend::db::connect(&pg.url(), "analytics", 4)
-        .await
-        .expect("db");
-    store::migrate(&pool).await.expect("migrate");
-    let progress = std::sync::Arc::new(sluice_analytics::progress::Progress::default());
-    let app = api::app(api::AppState {
-        pool: pool.clone(),
-        progress: progress.clone(),
-    });
-    let run = |brokers: &str| {
-        tokio::spawn(consumer::run(
-            consumer::consumer(brokers, "analytics", TOPIC).expect("consumer"),
-            pool.clone(),
-            TOPIC.into(),
-            progress.clone(),
-        ))
-    };
+    let analytics = Analytics::start().await;
+    let app = &analytics.app;
+    let run = |brokers: &str| analytics.consume(brokers, "analytics");
 
     let old = MockCluster::new(1).expect("mock cluster");
     old.create_topic(TOPIC, 4, 1).expect("topic");
     produce(&old.bootstrap_servers(), 0..400).await;
     let first = run(&old.bootstrap_servers());
-    assert_eq!(wait_for_total(&app, 400).await, 400);
+    assert_eq!(wait_for_total(app, 400).await, 400);
     first.abort();
 
     // The broker's data is gone (a new cluster: same topic, offsets from 0 again, every
@@ -256,11 +250,11 @@ async fn a_topic_that_started_over_is_counted_from_its_start() {
     produce(&new.bootstrap_servers(), 400..500).await;
     let _second = run(&new.bootstrap_servers());
     assert_eq!(
-        wait_for_total(&app, 500).await,
+        wait_for_total(app, 500).await,
         500,
         "the new log's events are counted, not skipped as replays of the old one"
     );
     // And once only: a while later the total has not moved.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(wait_for_total(&app, 500).await, 500);
+    assert_eq!(wait_for_total(app, 500).await, 500);
 }

@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// How a simulator instance is set up.
@@ -115,16 +116,9 @@ impl Processor {
             .unwrap_or_default();
         self.token
             .read()
-            .is_ok_and(|token| constant_time_eq(given, token.as_bytes()))
+            // Constant time, so response timing does not reveal the token.
+            .is_ok_and(|token| bool::from(given.ct_eq(token.as_bytes())))
     }
-}
-
-/// Compares without an early exit, so response timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The simulator's routes.
