@@ -1,37 +1,14 @@
 //! Per-request context: the config snapshot, the route, the attempts and their outcome.
 
 use crate::drain::InFlight;
+use crate::keys::SharedKey;
+use crate::limiter::{LimiterMode, RateState};
+use crate::respond::Refusal;
+use crate::router::Route;
 use crate::snapshot::Snapshot;
-use crate::stage::ratelimit::RateState;
-use crate::stage::route::Route;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Why sluice answered a request itself instead of an upstream.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// HTTP status.
-    pub status: u16,
-    /// Machine-readable code, the `error` field of the JSON body.
-    pub code: &'static str,
-    /// Human sentence, the `message` field.
-    pub message: String,
-    /// Extra response headers (`Retry-After`, rate-limit headers).
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Refusal {
-    /// A refusal without extra headers.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            headers: Vec::new(),
-        }
-    }
-}
 
 /// Everything a request carries through the pipeline.
 #[derive(Debug)]
@@ -43,7 +20,7 @@ pub struct RequestCtx {
     /// The matched route, once the route stage ran.
     pub route: Option<Arc<Route>>,
     /// The caller's key, once the auth stage admitted it.
-    pub key: Option<crate::stage::auth::SharedKey>,
+    pub key: Option<SharedKey>,
     /// The caller's bucket, once the rate-limit stage ran (for the response headers).
     pub rate: Option<RateState>,
     /// Time spent in each stage that waits on something, for `Server-Timing`.
@@ -65,8 +42,8 @@ pub struct RequestCtx {
     pub retry_on_status: bool,
     /// A hedge was sent for this request.
     pub hedged: bool,
-    /// How the rate limiter decided (`redis`, `local`, `open`, `closed`), when it ran.
-    pub limiter: Option<&'static str>,
+    /// How the rate limiter decided, when it ran.
+    pub limiter: Option<LimiterMode>,
     /// When the current attempt was handed to Pingora to send upstream.
     pub attempt_started: Option<Instant>,
     /// The current attempt's time to its response header.

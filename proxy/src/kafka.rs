@@ -1,6 +1,6 @@
 //! Request events to Kafka, without ever making a request wait for the broker.
 //!
-//! The logging phase builds one [`RequestEvent`] per request and `try_send`s it into a
+//! The log stage builds one [`RequestEvent`] per request and `try_send`s it into a
 //! bounded channel ([`EventSink::emit`]). [`KafkaService`], a Pingora background service,
 //! moves events from the channel into librdkafka's queue (idempotent producer, batched,
 //! compressed, keyed by API key id or client IP; up to 200 events of one key per message,
@@ -155,74 +155,6 @@ impl EventSink {
     fn take_receiver(&self) -> Option<mpsc::Receiver<RequestEvent>> {
         self.rx.lock().ok()?.take()
     }
-}
-
-/// The event for a finished request (`status` as sent downstream, 0 for none).
-pub fn request_event(
-    session: &pingora_proxy::Session,
-    ctx: &crate::ctx::RequestCtx,
-    status: u16,
-    id: String,
-) -> RequestEvent {
-    let elapsed = ctx.started.elapsed();
-    let ts = std::time::SystemTime::now()
-        .checked_sub(elapsed)
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let req = session.req_header();
-    RequestEvent {
-        v: sluice_event::VERSION,
-        id,
-        ts,
-        route: ctx.route_name().to_string(),
-        method: req.method.as_str().to_string(),
-        path: req.uri.path().to_string(),
-        status,
-        key_id: ctx.key.as_ref().map(|k| k.id.clone()),
-        tier: ctx
-            .rate
-            .as_ref()
-            .map(|r| r.tier.clone())
-            .or_else(|| ctx.key.as_ref().map(|k| k.tier.clone())),
-        client_ip: session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string()),
-        upstream: match (&ctx.route, &ctx.peer) {
-            (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
-            _ => None,
-        },
-        latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        upstream_latency_us: ctx
-            .upstream_latency
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-        breaker: breaker_state(ctx).map(str::to_string),
-        bytes_in: session.body_bytes_read() as u64,
-        bytes_out: session.body_bytes_sent() as u64,
-        limited: ctx
-            .refusal
-            .as_ref()
-            .is_some_and(|r| r.code == "rate_limited"),
-        limiter: ctx.limiter.map(str::to_string),
-        hedged: ctx.hedged,
-        retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged)))
-            .unwrap_or(u32::MAX),
-    }
-}
-
-/// The answering peer's breaker state as the request ends, or `open` when the request was
-/// refused because every breaker was open. Read here, not on the request path: only the
-/// event wants it.
-fn breaker_state(ctx: &crate::ctx::RequestCtx) -> Option<&'static str> {
-    if ctx
-        .refusal
-        .as_ref()
-        .is_some_and(|r| r.code == "upstream_circuit_open")
-    {
-        return Some("open");
-    }
-    let (route, peer) = (ctx.route.as_ref()?, ctx.peer.as_ref()?);
-    route.upstream.breaker_state(peer).map(|s| s.as_str())
 }
 
 /// Counts deliveries as librdkafka reports them (no future per message).

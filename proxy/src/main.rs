@@ -10,12 +10,12 @@ use sluice::admin::{AdminService, AdminState};
 use sluice::config;
 use sluice::drain::DrainService;
 use sluice::gateway::Gateway;
+use sluice::health_checks::HealthCheckService;
 use sluice::kafka::KafkaService;
 use sluice::keys::sync::RedisSyncService;
 use sluice::reload::{ReloadSignalService, Reloader};
 use sluice::services::Services;
 use sluice::snapshot::Snapshot;
-use sluice::upstream::health::HealthCheckService;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -115,7 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(snapshot.clone(), services.clone()),
+        Gateway::new(snapshot.clone(), &services).context("building the request pipeline")?,
         "sluice proxy",
     );
     proxy.add_tcp(&listen.to_string());

@@ -1,37 +1,73 @@
-//! Responses sluice writes itself: JSON `{"error": code, "message": sentence}`.
+//! Answers sluice gives itself instead of an upstream: a [`Refusal`] (status, code,
+//! sentence, extra headers) and the one writer of its JSON body
+//! `{"error": code, "message": sentence}`, used by every stage and by `fail_to_proxy`.
 
 use pingora_core::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-/// Writes a complete JSON error response.
-pub async fn json_error(
-    session: &mut Session,
-    status: u16,
-    code: &str,
-    message: &str,
-) -> Result<()> {
-    json_error_with(session, status, code, message, &[]).await
+/// Why sluice answered a request itself instead of an upstream.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: u16,
+    /// Machine-readable code, the `error` field of the JSON body.
+    pub code: &'static str,
+    /// Human sentence, the `message` field.
+    pub message: String,
+    /// Extra response headers (`Retry-After`, rate-limit headers).
+    pub headers: Vec<(&'static str, String)>,
 }
 
-/// [`json_error`] with extra response headers (`Retry-After`, rate-limit headers).
-pub async fn json_error_with(
-    session: &mut Session,
-    status: u16,
-    code: &str,
-    message: &str,
-    headers: &[(&'static str, String)],
-) -> Result<()> {
-    let body = serde_json::json!({ "error": code, "message": message }).to_string();
-    let mut header = ResponseHeader::build(status, Some(3 + headers.len()))?;
-    header.insert_header("content-type", "application/json")?;
-    header.insert_header("content-length", body.len().to_string())?;
-    for (name, value) in headers {
-        header.insert_header(*name, value.as_str())?;
+/// Codes other modules act on (the event's `limited` and `breaker` fields).
+pub mod code {
+    /// The rate limiter said no (429).
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// Every healthy peer's breaker was open (503).
+    pub const CIRCUIT_OPEN: &str = "upstream_circuit_open";
+}
+
+impl Refusal {
+    /// A refusal without extra headers.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
     }
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body.into()), true).await?;
-    Ok(())
+
+    /// The same refusal with one more response header.
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Whether this is the rate limiter's 429.
+    pub fn is_rate_limited(&self) -> bool {
+        self.code == code::RATE_LIMITED
+    }
+
+    /// Whether this is the every-breaker-open 503.
+    pub fn is_circuit_open(&self) -> bool {
+        self.code == code::CIRCUIT_OPEN
+    }
+
+    /// Writes the refusal as a complete JSON response.
+    pub async fn write(&self, session: &mut Session) -> Result<()> {
+        let body = serde_json::json!({ "error": self.code, "message": self.message }).to_string();
+        let mut header = ResponseHeader::build(self.status, Some(3 + self.headers.len()))?;
+        header.insert_header("content-type", "application/json")?;
+        header.insert_header("content-length", body.len().to_string())?;
+        for (name, value) in &self.headers {
+            // Appended: a refusal may carry a header twice on purpose (Server-Timing).
+            header.append_header(*name, value.as_str())?;
+        }
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(body.into()), true).await?;
+        Ok(())
+    }
 }

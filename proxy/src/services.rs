@@ -1,14 +1,12 @@
-//! The process-wide parts the stages share across config generations: the Redis
-//! connection, the key cache and store, the rate limiter.
+//! The process-wide parts shared by the gateway's stages, the admin listener and the
+//! background services, across config generations: the Redis connection, the key cache
+//! and store, the event sink.
 
 use crate::config::Config;
 use crate::kafka::EventSink;
 use crate::keys::cache::KeyCache;
 use crate::keys::store::KeyStore;
 use crate::redis_conn::RedisConn;
-use crate::stage::auth::Auth;
-use crate::stage::hedge::Hedger;
-use crate::stage::ratelimit::RateLimiter;
 use std::sync::Arc;
 
 /// Why the shared parts could not be built.
@@ -17,9 +15,6 @@ pub enum ServicesError {
     /// The Redis URL is not usable.
     #[error("redis url: {0}")]
     Redis(#[from] redis::RedisError),
-    /// The hedging HTTP client could not be built.
-    #[error("hedging client: {0}")]
-    Client(#[from] reqwest::Error),
     /// The kafka spill folder or file could not be opened.
     #[error("kafka.spill_dir {0}: {1}")]
     Spill(String, std::io::Error),
@@ -33,12 +28,6 @@ pub struct Services {
     pub key_cache: Arc<KeyCache>,
     /// Key operations (admin API), when Redis is configured.
     pub key_store: Option<KeyStore>,
-    /// The auth stage.
-    pub auth: Auth,
-    /// The rate-limit stage.
-    pub limiter: RateLimiter,
-    /// The hedge stage's client.
-    pub hedger: Hedger,
     /// Request events on their way to Kafka.
     pub events: Arc<EventSink>,
 }
@@ -56,9 +45,6 @@ impl Services {
             .clone()
             .map(|conn| KeyStore::new(conn, key_cache.clone()));
         Ok(Arc::new(Self {
-            auth: Auth::new(key_cache.clone(), key_store.clone()),
-            limiter: RateLimiter::new(redis.clone()),
-            hedger: Hedger::new()?,
             events: Arc::new(EventSink::new(
                 config.kafka.as_ref().map(|k| k.queue_capacity),
                 spill(config)?,

@@ -4,7 +4,7 @@
 //! the end, so a reload never changes the rules under a request in flight.
 
 use crate::config::Config;
-use crate::stage::route::{Route, Router};
+use crate::router::{Route, Router};
 use crate::upstream::{UpstreamError, UpstreamGroup};
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! `admin.token_sha256` (compared in constant time). With no hash configured the admin
 //! API is disabled; `/health` and `/metrics` stay open.
 
-use super::{error_response, AdminState};
+use super::state::{error_response, AdminState};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;

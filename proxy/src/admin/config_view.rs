@@ -1,7 +1,7 @@
 //! `GET /admin/config`: the active config with secrets redacted, its generation, and the
 //! outcome of the last reload.
 
-use super::AdminState;
+use super::state::AdminState;
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};

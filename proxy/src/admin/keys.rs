@@ -1,6 +1,6 @@
 //! `/admin/keys`: create, list, read, change, revoke and rotate API keys.
 
-use super::{AdminState, ApiError};
+use super::state::{AdminState, ApiError};
 use crate::keys::store::{KeyChanges, KeyStore, StoreError};
 use crate::keys::{KeyRecord, KeyStatus};
 use axum::body::Bytes;

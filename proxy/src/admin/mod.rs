@@ -9,11 +9,13 @@
 mod auth;
 mod config_view;
 mod keys;
+mod state;
+
+use state::error_response;
+pub use state::AdminState;
 
 use crate::metrics::metrics;
-use crate::reload::{ReloadError, Reloader};
-use crate::services::Services;
-use crate::snapshot::SharedSnapshot;
+use crate::reload::ReloadError;
 use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -26,19 +28,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tracing::{error, info};
-
-/// What the admin handlers share.
-#[derive(Clone)]
-pub struct AdminState {
-    /// The live config snapshot.
-    pub snapshot: SharedSnapshot,
-    /// Performs `POST /admin/reload`.
-    pub reloader: Arc<Reloader>,
-    /// Key store and friends.
-    pub services: Arc<Services>,
-}
 
 /// The admin HTTP app.
 pub fn app(state: AdminState) -> Router {
@@ -62,36 +52,6 @@ pub fn app(state: AdminState) -> Router {
         .merge(admin)
         .fallback(not_found)
         .with_state(state)
-}
-
-/// An admin API error: small to pass around, turned into a JSON response at the end.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    /// An error answered with `status`, `{"error": code, "message": message}`.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(self.status, self.code, &self.message)
-    }
-}
-
-/// A JSON error body with `status`.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
 }
 
 async fn health(State(state): State<AdminState>) -> Json<Value> {

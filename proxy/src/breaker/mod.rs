@@ -215,6 +215,24 @@ fn open(inner: &mut Inner, now: Instant, from: BreakerState) -> Transition {
     }
 }
 
+/// Exports and logs a breaker state change (once per transition).
+pub fn report_transition(upstream: &str, peer: &str, transition: Option<Transition>) {
+    let Some(t) = transition else { return };
+    let m = crate::metrics::metrics();
+    m.breaker_state
+        .with_label_values(&[upstream, peer])
+        .set(t.to.as_i64());
+    m.breaker_transitions
+        .with_label_values(&[upstream, peer, t.to.as_str()])
+        .inc();
+    match t.to {
+        BreakerState::Open => {
+            tracing::warn!(%upstream, %peer, from = t.from.as_str(), "circuit breaker opened")
+        }
+        _ => tracing::info!(%upstream, %peer, to = t.to.as_str(), "circuit breaker changed"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

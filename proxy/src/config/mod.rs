@@ -6,11 +6,12 @@
 mod env;
 mod error;
 mod lines;
+mod model;
 mod raw;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use validate::{
+pub use model::{
     AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
     KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig,
     RouteConfig, ServerConfig, Tier, UpstreamConfig,

@@ -1,305 +1,25 @@
-//! Raw structs -> [`Config`]: every rule checked, every failure collected.
+//! Raw structs -> [`Config`]: every rule checked, every failure collected. Each rule works
+//! on one section through a [`Scope`], which names its fields relative to the section, so
+//! every error still says the full path (`routes[2].hedge.delay`) and its line.
 
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
+use super::model::{
+    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
+    KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig,
+    RouteConfig, ServerConfig, Tier, UpstreamConfig,
+};
 use super::raw::{
     RawAdmin, RawBreaker, RawConfig, RawDelay, RawHealthCheck, RawHedge, RawKafka, RawRateLimit,
     RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-/// A validated configuration. Immutable; a reload builds a new one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// The file it came from.
-    pub source: PathBuf,
-    /// The file's text, as validated (for `GET /admin/config`).
-    pub text: String,
-    /// Listener and process settings.
-    pub server: ServerConfig,
-    /// Upstream groups by name.
-    pub upstreams: BTreeMap<String, UpstreamConfig>,
-    /// Routes in file order (matching order is decided by the router).
-    pub routes: Vec<RouteConfig>,
-    /// Redis, when keys or rate limits are used.
-    pub redis: Option<RedisConfig>,
-    /// Admin API settings.
-    pub admin: AdminConfig,
-    /// Rate tiers by name.
-    pub tiers: BTreeMap<String, Tier>,
-    /// Rate limiter behaviour.
-    pub ratelimit: RateLimitConfig,
-    /// Kafka, when request events are produced.
-    pub kafka: Option<KafkaConfig>,
-}
-
-/// Validated `kafka:` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KafkaConfig {
-    /// Bootstrap servers.
-    pub brokers: String,
-    /// Topic.
-    pub topic: String,
-    /// Queue capacity (sluice's channel, and librdkafka's queue).
-    pub queue_capacity: usize,
-    /// Producer linger.
-    pub linger_ms: u64,
-    /// Where events that do not fit the queue wait, if anywhere.
-    pub spill_dir: Option<std::path::PathBuf>,
-    /// The spill file's size limit in bytes.
-    pub spill_max_bytes: u64,
-    /// How message values are written.
-    pub value_compression: sluice_event::ValueCompression,
-}
-
-fn kafka(raw: &RawKafka, errors: &mut Errors<'_>) -> KafkaConfig {
-    if raw.brokers.trim().is_empty() {
-        errors.push("kafka.brokers", "must name at least one host:port");
-    }
-    if raw.topic.is_empty() || raw.topic.len() > 249 {
-        errors.push("kafka.topic", "must be 1 to 249 characters");
-    }
-    if raw.queue_capacity == 0 || raw.queue_capacity > 10_000_000 {
-        errors.push("kafka.queue_capacity", "must be from 1 to 10000000");
-    }
-    if raw
-        .spill_dir
-        .as_deref()
-        .is_some_and(|d| d.trim().is_empty())
-    {
-        errors.push(
-            "kafka.spill_dir",
-            "must be a folder path (leave it out to spill nothing)",
-        );
-    }
-    if raw.spill_max_mb == 0 || raw.spill_max_mb > 1_048_576 {
-        errors.push("kafka.spill_max_mb", "must be from 1 to 1048576");
-    }
-    let value_compression = match raw.value_compression.as_str() {
-        "none" => sluice_event::ValueCompression::None,
-        "zstd" => sluice_event::ValueCompression::Zstd,
-        other => {
-            errors.push(
-                "kafka.value_compression",
-                format!("must be none or zstd, got \"{other}\""),
-            );
-            sluice_event::ValueCompression::None
-        }
-    };
-    KafkaConfig {
-        brokers: raw.brokers.clone(),
-        topic: raw.topic.clone(),
-        queue_capacity: raw.queue_capacity,
-        linger_ms: raw.linger_ms,
-        spill_dir: raw.spill_dir.as_ref().map(std::path::PathBuf::from),
-        spill_max_bytes: raw.spill_max_mb.saturating_mul(1 << 20),
-        value_compression,
-    }
-}
-
-/// Validated `redis:` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RedisConfig {
-    /// Connection URL.
-    pub url: String,
-    /// Longest a request waits for Redis.
-    pub timeout: Duration,
-}
-
-/// Validated `admin:` section.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct AdminConfig {
-    /// SHA-256 of the admin bearer token; `None` disables the admin API.
-    pub token_sha256: Option<[u8; 32]>,
-}
-
-/// A rate tier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tier {
-    /// Sustained requests per second.
-    pub rate_per_s: f64,
-    /// Bucket size.
-    pub burst: u64,
-}
-
-/// What the rate limiter does when Redis fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnRedisError {
-    /// An in-process bucket at rate / expected_instances.
-    Local,
-    /// Allow every request.
-    Open,
-    /// Answer 503.
-    Closed,
-}
-
-impl OnRedisError {
-    /// The config spelling, also the `mode` metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Open => "open",
-            Self::Closed => "closed",
-        }
-    }
-}
-
-/// Validated `ratelimit:` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateLimitConfig {
-    /// Behaviour when Redis fails.
-    pub on_redis_error: OnRedisError,
-    /// Instances sharing the limits.
-    pub expected_instances: u32,
-}
-
-/// How a route authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// Anyone.
-    None,
-    /// An API key in `X-API-Key` or `Authorization: Bearer`.
-    ApiKey,
-}
-
-/// How a route is rate-limited.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateLimitMode {
-    /// Not limited.
-    Off,
-    /// Per API key, at the key's tier.
-    Key,
-    /// Per client IP, at the named tier.
-    Ip {
-        /// Tier name.
-        tier: String,
-    },
-}
-
-/// Validated `server:` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerConfig {
-    /// Proxy listener.
-    pub listen: SocketAddr,
-    /// Admin listener.
-    pub admin_listen: SocketAddr,
-    /// Pingora worker threads.
-    pub threads: usize,
-    /// Grace period for in-flight requests on shutdown.
-    pub grace_period: Duration,
-    /// Whether responses carry `X-Sluice-Upstream`.
-    pub upstream_header: bool,
-}
-
-/// A validated upstream group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamConfig {
-    /// Peer addresses, resolved.
-    pub peers: Vec<SocketAddr>,
-    /// Active health check settings.
-    pub health_check: HealthCheckConfig,
-    /// Extra attempts on other peers after a connect failure.
-    pub retries: usize,
-    /// TCP connect timeout.
-    pub connect_timeout: Duration,
-    /// Per-read timeout.
-    pub read_timeout: Duration,
-    /// Per-peer circuit breaker settings.
-    pub breaker: BreakerConfig,
-    /// Statuses on which idempotent requests are retried elsewhere.
-    pub retry_on_status: Vec<u16>,
-}
-
-/// Validated breaker settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerConfig {
-    /// Failure share that opens the breaker.
-    pub failure_rate: f64,
-    /// Requests in the window before the rate counts.
-    pub min_requests: u32,
-    /// Rolling window.
-    pub window: Duration,
-    /// Failures in a row that open it (0: off).
-    pub consecutive_failures: u32,
-    /// Open period.
-    pub open: Duration,
-    /// Half-open probes.
-    pub half_open_probes: u32,
-    /// Statuses counted as failures.
-    pub failure_statuses: Vec<u16>,
-}
-
-/// Validated retry budget.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryBudgetConfig {
-    /// Retries as a share (percent) of recent requests.
-    pub percent: f64,
-    /// Retries always allowed per second.
-    pub min_per_s: f64,
-}
-
-/// A validated health check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthCheckConfig {
-    /// Path requested with GET.
-    pub path: String,
-    /// Time between checks.
-    pub interval: Duration,
-    /// Timeout of one check.
-    pub timeout: Duration,
-    /// Successes needed to become healthy.
-    pub healthy_after: usize,
-    /// Failures needed to become unhealthy.
-    pub unhealthy_after: usize,
-}
-
-/// A validated route.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouteConfig {
-    /// Unique name.
-    pub name: String,
-    /// Host to match, lower-case, without port.
-    pub host: Option<String>,
-    /// Path prefix, starting with '/'.
-    pub path_prefix: String,
-    /// Whether the prefix is removed before forwarding.
-    pub strip_prefix: bool,
-    /// Upstream group name (known to exist).
-    pub upstream: String,
-    /// Authentication.
-    pub auth: AuthMode,
-    /// Rate limiting.
-    pub ratelimit: RateLimitMode,
-    /// Retry budget.
-    pub retry_budget: RetryBudgetConfig,
-    /// Hedging, when on.
-    pub hedge: Option<HedgeConfig>,
-}
-
-/// When the hedge is sent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum HedgeDelay {
-    /// After a fixed time.
-    Fixed(Duration),
-    /// After the upstream's recent p95 (or the floor, when higher or unknown).
-    P95,
-}
-
-/// Validated hedge settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HedgeConfig {
-    /// When the second attempt goes out.
-    pub delay: HedgeDelay,
-    /// Floor of the adaptive delay.
-    pub min_delay: Duration,
-    /// Hedges as a share (percent) of the route's requests.
-    pub max_extra_percent: f64,
-    /// Larger request bodies are not hedged.
-    pub max_body_bytes: u64,
-}
+/// The Redis wait when the config has no `redis:` section.
+const NO_REDIS_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// Collects errors with their lines while validation walks the raw structs.
 pub struct Errors<'a> {
@@ -318,7 +38,7 @@ impl<'a> Errors<'a> {
         }
     }
 
-    /// Records `message` against `field`.
+    /// Records `message` against `field` (a full path such as `routes[2].upstream`).
     pub fn push(&mut self, field: &str, message: impl Into<String>) {
         self.found.push(ConfigError {
             file: self.file.to_path_buf(),
@@ -326,6 +46,48 @@ impl<'a> Errors<'a> {
             field: field.to_string(),
             message: message.into(),
         });
+    }
+
+    /// A collector for the fields under `base` (e.g. `upstreams.todo`).
+    pub fn scope(&mut self, base: impl Into<String>) -> Scope<'_, 'a> {
+        Scope {
+            errors: self,
+            base: base.into(),
+        }
+    }
+}
+
+/// Errors of one section: fields are named relative to it, so a rule says
+/// `errors.push("open_ms", ..)` and the error names `upstreams.todo.breaker.open_ms`.
+pub struct Scope<'e, 'a> {
+    errors: &'e mut Errors<'a>,
+    base: String,
+}
+
+impl<'a> Scope<'_, 'a> {
+    /// Records `message` against `field` of this section (`peers[0]`, `open_ms`).
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        let path = join(&self.base, field);
+        self.errors.push(&path, message);
+    }
+
+    /// The section `sub` of this one.
+    pub fn scope(&mut self, sub: &str) -> Scope<'_, 'a> {
+        Scope {
+            base: join(&self.base, sub),
+            errors: self.errors,
+        }
+    }
+}
+
+/// `base` + `field` as a YAML path: `a.b`, `a[0]`.
+fn join(base: &str, field: &str) -> String {
+    if base.is_empty() {
+        field.to_string()
+    } else if field.starts_with('[') {
+        format!("{base}{field}")
+    } else {
+        format!("{base}.{field}")
     }
 }
 
@@ -335,23 +97,32 @@ pub fn validate(
     raw: RawConfig,
     mut errors: Errors<'_>,
 ) -> Result<Config, ConfigErrors> {
-    let server = server(&raw.server, &mut errors);
+    let server = server(&raw.server, &mut errors.scope("server"));
     let upstreams: BTreeMap<String, UpstreamConfig> = raw
         .upstreams
         .iter()
-        .filter_map(|(name, up)| Some((name.clone(), upstream(name, up, &mut errors)?)))
+        .filter_map(|(name, up)| {
+            let config = upstream(up, &mut errors.scope(format!("upstreams.{name}")))?;
+            Some((name.clone(), config))
+        })
         .collect();
-    let redis = raw.redis.as_ref().and_then(|r| redis(r, &mut errors));
-    let admin = admin(&raw.admin, &mut errors);
-    let tiers = tiers(raw.tiers.as_ref(), &mut errors);
-    let ratelimit = ratelimit(&raw.ratelimit, &mut errors);
-    let kafka = raw.kafka.as_ref().map(|k| kafka(k, &mut errors));
+    let redis = raw
+        .redis
+        .as_ref()
+        .and_then(|r| redis(r, &mut errors.scope("redis")));
+    let admin = admin(&raw.admin, &mut errors.scope("admin"));
+    let tiers = tiers(raw.tiers.as_ref(), &mut errors.scope("tiers"));
+    let ratelimit = ratelimit(&raw.ratelimit, &mut errors.scope("ratelimit"));
+    let kafka = raw
+        .kafka
+        .as_ref()
+        .map(|k| kafka(k, &mut errors.scope("kafka")));
     let routes = routes(
         &raw.routes,
         &raw.upstreams,
         &tiers,
         redis.is_some(),
-        &mut errors,
+        &mut errors.scope("routes"),
     );
 
     if !errors.found.is_empty() {
@@ -360,6 +131,7 @@ pub fn validate(
     }
     match server {
         Some(server) => Ok(Config {
+            redis_timeout: redis.as_ref().map_or(NO_REDIS_TIMEOUT, |r| r.timeout),
             source: file.to_path_buf(),
             text: String::new(),
             server,
@@ -379,7 +151,7 @@ pub fn validate(
     }
 }
 
-fn socket_addr(text: &str, field: &str, errors: &mut Errors<'_>) -> Option<SocketAddr> {
+fn socket_addr(text: &str, field: &str, errors: &mut Scope<'_, '_>) -> Option<SocketAddr> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Some(addr);
     }
@@ -399,14 +171,14 @@ fn socket_addr(text: &str, field: &str, errors: &mut Errors<'_>) -> Option<Socke
     }
 }
 
-fn server(raw: &RawServer, errors: &mut Errors<'_>) -> Option<ServerConfig> {
-    let listen = socket_addr(&raw.listen, "server.listen", errors);
-    let admin_listen = socket_addr(&raw.admin_listen, "server.admin_listen", errors);
+fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
+    let listen = socket_addr(&raw.listen, "listen", errors);
+    let admin_listen = socket_addr(&raw.admin_listen, "admin_listen", errors);
     if raw.threads == 0 {
-        errors.push("server.threads", "must be at least 1");
+        errors.push("threads", "must be at least 1");
     }
     if listen.is_some() && listen == admin_listen {
-        errors.push("server.admin_listen", "must differ from server.listen");
+        errors.push("admin_listen", "must differ from server.listen");
     }
     Some(ServerConfig {
         listen: listen?,
@@ -417,15 +189,14 @@ fn server(raw: &RawServer, errors: &mut Errors<'_>) -> Option<ServerConfig> {
     })
 }
 
-fn upstream(name: &str, raw: &RawUpstream, errors: &mut Errors<'_>) -> Option<UpstreamConfig> {
-    let base = format!("upstreams.{name}");
+fn upstream(raw: &RawUpstream, errors: &mut Scope<'_, '_>) -> Option<UpstreamConfig> {
     if raw.peers.is_empty() {
-        errors.push(&format!("{base}.peers"), "must list at least one peer");
+        errors.push("peers", "must list at least one peer");
     }
     let mut peers = Vec::with_capacity(raw.peers.len());
     let mut seen = HashSet::new();
     for (i, text) in raw.peers.iter().enumerate() {
-        let field = format!("{base}.peers[{i}]");
+        let field = format!("peers[{i}]");
         if let Some(addr) = socket_addr(text, &field, errors) {
             if seen.insert(addr) {
                 peers.push(addr);
@@ -435,22 +206,16 @@ fn upstream(name: &str, raw: &RawUpstream, errors: &mut Errors<'_>) -> Option<Up
         }
     }
     if raw.connect_timeout_ms == 0 {
-        errors.push(
-            &format!("{base}.connect_timeout_ms"),
-            "must be greater than 0",
-        );
+        errors.push("connect_timeout_ms", "must be greater than 0");
     }
     if raw.read_timeout_ms == 0 {
-        errors.push(&format!("{base}.read_timeout_ms"), "must be greater than 0");
+        errors.push("read_timeout_ms", "must be greater than 0");
     }
-    let health_check = health_check(&format!("{base}.health_check"), &raw.health_check, errors);
-    let breaker = breaker(&format!("{base}.breaker"), &raw.breaker, errors);
+    let health_check = health_check(&raw.health_check, &mut errors.scope("health_check"));
+    let breaker = breaker(&raw.breaker, &mut errors.scope("breaker"));
     for (i, status) in raw.retry_on_status.iter().enumerate() {
         if !(500..=599).contains(status) {
-            errors.push(
-                &format!("{base}.retry_on_status[{i}]"),
-                "must be a 5xx status",
-            );
+            errors.push(&format!("retry_on_status[{i}]"), "must be a 5xx status");
         }
     }
     Some(UpstreamConfig {
@@ -464,31 +229,25 @@ fn upstream(name: &str, raw: &RawUpstream, errors: &mut Errors<'_>) -> Option<Up
     })
 }
 
-fn breaker(base: &str, raw: &RawBreaker, errors: &mut Errors<'_>) -> BreakerConfig {
+fn breaker(raw: &RawBreaker, errors: &mut Scope<'_, '_>) -> BreakerConfig {
     if !(raw.failure_rate > 0.0 && raw.failure_rate <= 1.0) {
-        errors.push(
-            &format!("{base}.failure_rate"),
-            "must be greater than 0 and at most 1",
-        );
+        errors.push("failure_rate", "must be greater than 0 and at most 1");
     }
     if raw.min_requests == 0 {
-        errors.push(&format!("{base}.min_requests"), "must be at least 1");
+        errors.push("min_requests", "must be at least 1");
     }
     if raw.window_ms < 100 {
-        errors.push(&format!("{base}.window_ms"), "must be at least 100");
+        errors.push("window_ms", "must be at least 100");
     }
     if raw.open_ms == 0 {
-        errors.push(&format!("{base}.open_ms"), "must be greater than 0");
+        errors.push("open_ms", "must be greater than 0");
     }
     if raw.half_open_probes == 0 {
-        errors.push(&format!("{base}.half_open_probes"), "must be at least 1");
+        errors.push("half_open_probes", "must be at least 1");
     }
     for (i, status) in raw.failure_statuses.iter().enumerate() {
         if !(100..=599).contains(status) {
-            errors.push(
-                &format!("{base}.failure_statuses[{i}]"),
-                "must be an HTTP status",
-            );
+            errors.push(&format!("failure_statuses[{i}]"), "must be an HTTP status");
         }
     }
     BreakerConfig {
@@ -502,17 +261,17 @@ fn breaker(base: &str, raw: &RawBreaker, errors: &mut Errors<'_>) -> BreakerConf
     }
 }
 
-fn hedge(base: &str, raw: &RawHedge, errors: &mut Errors<'_>) -> HedgeConfig {
+fn hedge(raw: &RawHedge, errors: &mut Scope<'_, '_>) -> HedgeConfig {
     let delay = match &raw.delay {
         RawDelay::Ms(0) => {
-            errors.push(&format!("{base}.hedge.delay"), "must be greater than 0 ms");
+            errors.push("delay", "must be greater than 0 ms");
             HedgeDelay::P95
         }
         RawDelay::Ms(ms) => HedgeDelay::Fixed(Duration::from_millis(*ms)),
         RawDelay::Text(t) if t == "p95" => HedgeDelay::P95,
         RawDelay::Text(t) => {
             errors.push(
-                &format!("{base}.hedge.delay"),
+                "delay",
                 format!("must be p95 or a number of milliseconds, got \"{t}\""),
             );
             HedgeDelay::P95
@@ -520,7 +279,7 @@ fn hedge(base: &str, raw: &RawHedge, errors: &mut Errors<'_>) -> HedgeConfig {
     };
     if !(raw.max_extra_percent > 0.0 && raw.max_extra_percent <= 100.0) {
         errors.push(
-            &format!("{base}.hedge.max_extra_percent"),
+            "max_extra_percent",
             "must be greater than 0 and at most 100",
         );
     }
@@ -532,18 +291,12 @@ fn hedge(base: &str, raw: &RawHedge, errors: &mut Errors<'_>) -> HedgeConfig {
     }
 }
 
-fn retry_budget(base: &str, raw: &RawRetryBudget, errors: &mut Errors<'_>) -> RetryBudgetConfig {
+fn retry_budget(raw: &RawRetryBudget, errors: &mut Scope<'_, '_>) -> RetryBudgetConfig {
     if !(raw.percent >= 0.0 && raw.percent <= 100.0) {
-        errors.push(
-            &format!("{base}.retry_budget.percent"),
-            "must be from 0 to 100",
-        );
+        errors.push("percent", "must be from 0 to 100");
     }
     if !(raw.min_per_s >= 0.0 && raw.min_per_s.is_finite()) {
-        errors.push(
-            &format!("{base}.retry_budget.min_per_s"),
-            "must be 0 or more",
-        );
+        errors.push("min_per_s", "must be 0 or more");
     }
     RetryBudgetConfig {
         percent: raw.percent.clamp(0.0, 100.0),
@@ -551,21 +304,21 @@ fn retry_budget(base: &str, raw: &RawRetryBudget, errors: &mut Errors<'_>) -> Re
     }
 }
 
-fn health_check(base: &str, raw: &RawHealthCheck, errors: &mut Errors<'_>) -> HealthCheckConfig {
+fn health_check(raw: &RawHealthCheck, errors: &mut Scope<'_, '_>) -> HealthCheckConfig {
     if !raw.path.starts_with('/') {
-        errors.push(&format!("{base}.path"), "must start with '/'");
+        errors.push("path", "must start with '/'");
     }
     if raw.interval_ms < 50 {
-        errors.push(&format!("{base}.interval_ms"), "must be at least 50");
+        errors.push("interval_ms", "must be at least 50");
     }
     if raw.timeout_ms == 0 {
-        errors.push(&format!("{base}.timeout_ms"), "must be greater than 0");
+        errors.push("timeout_ms", "must be greater than 0");
     }
     if raw.healthy_after == 0 {
-        errors.push(&format!("{base}.healthy_after"), "must be at least 1");
+        errors.push("healthy_after", "must be at least 1");
     }
     if raw.unhealthy_after == 0 {
-        errors.push(&format!("{base}.unhealthy_after"), "must be at least 1");
+        errors.push("unhealthy_after", "must be at least 1");
     }
     HealthCheckConfig {
         path: raw.path.clone(),
@@ -576,16 +329,16 @@ fn health_check(base: &str, raw: &RawHealthCheck, errors: &mut Errors<'_>) -> He
     }
 }
 
-fn redis(raw: &RawRedis, errors: &mut Errors<'_>) -> Option<RedisConfig> {
+fn redis(raw: &RawRedis, errors: &mut Scope<'_, '_>) -> Option<RedisConfig> {
     if !(raw.url.starts_with("redis://") || raw.url.starts_with("rediss://")) {
         errors.push(
-            "redis.url",
+            "url",
             "must start with redis:// (e.g. redis://127.0.0.1:6379)",
         );
         return None;
     }
     if raw.timeout_ms == 0 {
-        errors.push("redis.timeout_ms", "must be greater than 0");
+        errors.push("timeout_ms", "must be greater than 0");
     }
     Some(RedisConfig {
         url: raw.url.clone(),
@@ -593,7 +346,7 @@ fn redis(raw: &RawRedis, errors: &mut Errors<'_>) -> Option<RedisConfig> {
     })
 }
 
-fn admin(raw: &RawAdmin, errors: &mut Errors<'_>) -> AdminConfig {
+fn admin(raw: &RawAdmin, errors: &mut Scope<'_, '_>) -> AdminConfig {
     let token_sha256 = match raw.token_sha256.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => {
@@ -602,7 +355,7 @@ fn admin(raw: &RawAdmin, errors: &mut Errors<'_>) -> AdminConfig {
                 Some(hash)
             } else {
                 errors.push(
-                    "admin.token_sha256",
+                    "token_sha256",
                     "must be 64 hex digits (sha256sum of the token)",
                 );
                 None
@@ -626,21 +379,18 @@ fn seed_tiers() -> BTreeMap<String, Tier> {
 
 fn tiers(
     raw: Option<&BTreeMap<String, RawTier>>,
-    errors: &mut Errors<'_>,
+    errors: &mut Scope<'_, '_>,
 ) -> BTreeMap<String, Tier> {
     let Some(raw) = raw else { return seed_tiers() };
     let mut tiers = BTreeMap::new();
     for (name, tier) in raw {
-        let base = format!("tiers.{name}");
+        let mut errors = errors.scope(name);
         if !(tier.rate_per_s.is_finite() && tier.rate_per_s > 0.0) {
-            errors.push(
-                &format!("{base}.rate_per_s"),
-                "must be a number greater than 0",
-            );
+            errors.push("rate_per_s", "must be a number greater than 0");
             continue;
         }
         if tier.burst == 0 {
-            errors.push(&format!("{base}.burst"), "must be at least 1");
+            errors.push("burst", "must be at least 1");
             continue;
         }
         tiers.insert(
@@ -654,21 +404,21 @@ fn tiers(
     tiers
 }
 
-fn ratelimit(raw: &RawRateLimit, errors: &mut Errors<'_>) -> RateLimitConfig {
+fn ratelimit(raw: &RawRateLimit, errors: &mut Scope<'_, '_>) -> RateLimitConfig {
     let on_redis_error = match raw.on_redis_error.as_str() {
         "local" => OnRedisError::Local,
         "open" => OnRedisError::Open,
         "closed" => OnRedisError::Closed,
         other => {
             errors.push(
-                "ratelimit.on_redis_error",
+                "on_redis_error",
                 format!("must be local, open or closed, got \"{other}\""),
             );
             OnRedisError::Local
         }
     };
     if raw.expected_instances == 0 {
-        errors.push("ratelimit.expected_instances", "must be at least 1");
+        errors.push("expected_instances", "must be at least 1");
     }
     RateLimitConfig {
         on_redis_error,
@@ -676,43 +426,39 @@ fn ratelimit(raw: &RawRateLimit, errors: &mut Errors<'_>) -> RateLimitConfig {
     }
 }
 
-fn auth_mode(base: &str, route: &RawRoute, has_redis: bool, errors: &mut Errors<'_>) -> AuthMode {
+fn auth_mode(route: &RawRoute, has_redis: bool, errors: &mut Scope<'_, '_>) -> AuthMode {
     match route.auth.as_deref() {
         None | Some("none") => AuthMode::None,
         Some("api_key") => {
             if !has_redis {
                 errors.push(
-                    &format!("{base}.auth"),
+                    "auth",
                     "api_key needs a redis: section (keys live in Redis)",
                 );
             }
             AuthMode::ApiKey
         }
         Some(other) => {
-            errors.push(
-                &format!("{base}.auth"),
-                format!("must be none or api_key, got \"{other}\""),
-            );
+            errors.push("auth", format!("must be none or api_key, got \"{other}\""));
             AuthMode::None
         }
     }
 }
 
 fn ratelimit_mode(
-    base: &str,
     route: &RawRoute,
     auth: AuthMode,
     tiers: &BTreeMap<String, Tier>,
     has_redis: bool,
-    errors: &mut Errors<'_>,
+    errors: &mut Scope<'_, '_>,
 ) -> RateLimitMode {
-    let field = format!("{base}.ratelimit");
+    let field = "ratelimit";
     let mode = match (route.ratelimit.as_deref(), auth) {
         (None, AuthMode::ApiKey) | (Some("key"), AuthMode::ApiKey) => RateLimitMode::Key,
         (None, AuthMode::None) | (Some("off"), _) => RateLimitMode::Off,
         (Some("key"), AuthMode::None) => {
             errors.push(
-                &field,
+                field,
                 "key needs auth: api_key (use ip to limit anonymous clients)",
             );
             RateLimitMode::Off
@@ -724,23 +470,23 @@ fn ratelimit_mode(
             Some(tier) => {
                 let known: Vec<&str> = tiers.keys().map(String::as_str).collect();
                 errors.push(
-                    &format!("{base}.ratelimit_tier"),
+                    "ratelimit_tier",
                     format!("no tier named \"{tier}\" (known: {})", known.join(", ")),
                 );
                 RateLimitMode::Off
             }
             None => {
-                errors.push(&field, "ip needs ratelimit_tier: <tier>");
+                errors.push(field, "ip needs ratelimit_tier: <tier>");
                 RateLimitMode::Off
             }
         },
         (Some(other), _) => {
-            errors.push(&field, format!("must be off, key or ip, got \"{other}\""));
+            errors.push(field, format!("must be off, key or ip, got \"{other}\""));
             RateLimitMode::Off
         }
     };
     if mode != RateLimitMode::Off && !has_redis {
-        errors.push(&field, "rate limits need a redis: section");
+        errors.push(field, "rate limits need a redis: section");
     }
     mode
 }
@@ -750,35 +496,32 @@ fn routes(
     upstreams: &BTreeMap<String, RawUpstream>,
     tiers: &BTreeMap<String, Tier>,
     has_redis: bool,
-    errors: &mut Errors<'_>,
+    errors: &mut Scope<'_, '_>,
 ) -> Vec<RouteConfig> {
     let mut names = HashSet::new();
     let mut matches = HashSet::new();
     let mut routes = Vec::with_capacity(raw.len());
     for (i, route) in raw.iter().enumerate() {
-        let base = format!("routes[{i}]");
+        let mut errors = errors.scope(&format!("[{i}]"));
         if route.name.is_empty() {
-            errors.push(&format!("{base}.name"), "must not be empty");
+            errors.push("name", "must not be empty");
         } else if !names.insert(route.name.as_str()) {
-            errors.push(
-                &format!("{base}.name"),
-                format!("duplicate route name \"{}\"", route.name),
-            );
+            errors.push("name", format!("duplicate route name \"{}\"", route.name));
         }
         if !route.path_prefix.starts_with('/') {
-            errors.push(&format!("{base}.path_prefix"), "must start with '/'");
+            errors.push("path_prefix", "must start with '/'");
         }
         let host = route.host.as_ref().map(|h| h.to_ascii_lowercase());
         if !matches.insert((host.clone(), route.path_prefix.clone())) {
             errors.push(
-                &format!("{base}.path_prefix"),
+                "path_prefix",
                 "another route already matches this host and prefix",
             );
         }
         if !upstreams.contains_key(&route.upstream) {
             let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
             errors.push(
-                &format!("{base}.upstream"),
+                "upstream",
                 format!(
                     "no upstream named \"{}\" (known: {})",
                     route.upstream,
@@ -786,8 +529,8 @@ fn routes(
                 ),
             );
         }
-        let auth = auth_mode(&base, route, has_redis, errors);
-        let ratelimit = ratelimit_mode(&base, route, auth, tiers, has_redis, errors);
+        let auth = auth_mode(route, has_redis, &mut errors);
+        let ratelimit = ratelimit_mode(route, auth, tiers, has_redis, &mut errors);
         routes.push(RouteConfig {
             name: route.name.clone(),
             host,
@@ -796,9 +539,57 @@ fn routes(
             upstream: route.upstream.clone(),
             auth,
             ratelimit,
-            retry_budget: retry_budget(&base, &route.retry_budget, errors),
-            hedge: route.hedge.as_ref().map(|h| hedge(&base, h, errors)),
+            retry_budget: retry_budget(&route.retry_budget, &mut errors.scope("retry_budget")),
+            hedge: route
+                .hedge
+                .as_ref()
+                .map(|h| hedge(h, &mut errors.scope("hedge"))),
         });
     }
     routes
+}
+
+fn kafka(raw: &RawKafka, errors: &mut Scope<'_, '_>) -> KafkaConfig {
+    if raw.brokers.trim().is_empty() {
+        errors.push("brokers", "must name at least one host:port");
+    }
+    if raw.topic.is_empty() || raw.topic.len() > 249 {
+        errors.push("topic", "must be 1 to 249 characters");
+    }
+    if raw.queue_capacity == 0 || raw.queue_capacity > 10_000_000 {
+        errors.push("queue_capacity", "must be from 1 to 10000000");
+    }
+    if raw
+        .spill_dir
+        .as_deref()
+        .is_some_and(|d| d.trim().is_empty())
+    {
+        errors.push(
+            "spill_dir",
+            "must be a folder path (leave it out to spill nothing)",
+        );
+    }
+    if raw.spill_max_mb == 0 || raw.spill_max_mb > 1_048_576 {
+        errors.push("spill_max_mb", "must be from 1 to 1048576");
+    }
+    let value_compression = match raw.value_compression.as_str() {
+        "none" => sluice_event::ValueCompression::None,
+        "zstd" => sluice_event::ValueCompression::Zstd,
+        other => {
+            errors.push(
+                "value_compression",
+                format!("must be none or zstd, got \"{other}\""),
+            );
+            sluice_event::ValueCompression::None
+        }
+    };
+    KafkaConfig {
+        brokers: raw.brokers.clone(),
+        topic: raw.topic.clone(),
+        queue_capacity: raw.queue_capacity,
+        linger_ms: raw.linger_ms,
+        spill_dir: raw.spill_dir.as_ref().map(std::path::PathBuf::from),
+        spill_max_bytes: raw.spill_max_mb.saturating_mul(1 << 20),
+        value_compression,
+    }
 }

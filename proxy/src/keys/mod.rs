@@ -47,6 +47,9 @@ impl KeyStatus {
     }
 }
 
+/// A key record shared between the cache and the requests using it.
+pub type SharedKey = std::sync::Arc<KeyRecord>;
+
 /// What sluice knows about a key (never the key itself).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyRecord {

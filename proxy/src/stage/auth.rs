@@ -4,21 +4,49 @@
 //! and the key not cached -> 503 `auth_store_unavailable`. Keys never reach logs or
 //! metrics; only the key id goes on.
 
-use crate::ctx::Refusal;
+use crate::config::AuthMode;
+use crate::ctx::RequestCtx;
 use crate::keys::cache::{Cached, KeyCache};
 use crate::keys::store::KeyStore;
-use crate::keys::{extract_key, hash_key, KeyHeaderError, KeyRecord, KeyStatus};
+use crate::keys::{extract_key, hash_key, KeyHeaderError, KeyStatus, SharedKey};
 use crate::metrics::metrics;
+use crate::respond::Refusal;
+use crate::stage::{RequestStage, Step};
+use pingora_proxy::Session;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A key record shared between the cache and the requests using it.
-pub type SharedKey = Arc<KeyRecord>;
-
-/// The auth stage's shared state.
-pub struct Auth {
+/// The auth stage: this instance's key cache, then the key store.
+pub struct AuthStage {
     cache: Arc<KeyCache>,
     store: Option<KeyStore>,
+}
+
+impl RequestStage for AuthStage {
+    async fn run(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora_core::Result<Step> {
+        if !ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.config.auth == AuthMode::ApiKey)
+        {
+            return Ok(Step::Continue);
+        }
+        let started = std::time::Instant::now();
+        let checked = self
+            .check(
+                &session.req_header().headers,
+                ctx.snapshot.config.redis_timeout,
+            )
+            .await;
+        ctx.timings.push(("auth", started.elapsed()));
+        match checked {
+            Ok(key) => {
+                ctx.key = Some(key);
+                Ok(Step::Continue)
+            }
+            Err(refusal) => Ok(Step::Respond(refusal)),
+        }
+    }
 }
 
 fn deny(status: u16, code: &'static str, message: &str) -> Refusal {
@@ -26,7 +54,7 @@ fn deny(status: u16, code: &'static str, message: &str) -> Refusal {
     Refusal::new(status, code, message)
 }
 
-impl Auth {
+impl AuthStage {
     /// Checks keys against `cache`, then `store`.
     pub fn new(cache: Arc<KeyCache>, store: Option<KeyStore>) -> Self {
         Self { cache, store }

@@ -8,10 +8,14 @@
 //! `Idempotency-Key` is never hedged.
 
 use crate::config::{HedgeConfig, HedgeDelay};
-use crate::ctx::{Refusal, RequestCtx};
+use crate::ctx::RequestCtx;
 use crate::metrics::metrics;
-use crate::stage::route::{strip_prefix, Route};
-use crate::upstream::UpstreamGroup;
+use crate::respond::Refusal;
+use crate::router::{strip_prefix, Route};
+use crate::stage::headers::HeadersStage;
+use crate::stage::upstream::{begin_attempt, untried_peer, upstream_failure, AttemptKind};
+use crate::stage::{RequestStage, Step};
+use crate::upstream::{AttemptOutcome, UpstreamGroup};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, Method};
@@ -76,21 +80,40 @@ type Attempt = (
     Result<reqwest::Response, reqwest::Error>,
 );
 
-/// The hedging HTTP client (its own connection pool).
-pub struct Hedger {
+/// The hedge stage, with its own HTTP client (and connection pool per peer).
+pub struct HedgeStage {
     client: reqwest::Client,
+    headers: HeadersStage,
 }
 
-impl Hedger {
-    /// A client with a keep-alive pool per peer.
-    pub fn new() -> Result<Self, reqwest::Error> {
+impl RequestStage for HedgeStage {
+    async fn run(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora_core::Result<Step> {
+        let Some(route) = ctx.route.clone() else {
+            return Ok(Step::Continue);
+        };
+        let Some(cfg) = &route.config.hedge else {
+            return Ok(Step::Continue);
+        };
+        if !eligible(session.req_header(), cfg) {
+            return Ok(Step::Continue);
+        }
+        Ok(match self.serve(session, ctx, &route, cfg).await? {
+            Ok(()) => Step::Answered,
+            Err(refusal) => Step::Respond(refusal),
+        })
+    }
+}
+
+impl HedgeStage {
+    /// A stage with a keep-alive pool per peer; its answers get `headers`' decoration.
+    pub fn new(headers: HeadersStage) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(128)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, headers })
     }
 
     async fn attempt(&self, peer: SocketAddr, out: &Outgoing) -> Attempt {
@@ -109,7 +132,7 @@ impl Hedger {
 
     /// Serves the request by (possibly) hedged attempts and writes the answer. `Err`
     /// carries the refusal to send when no attempt could answer.
-    pub async fn serve(
+    async fn serve(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -118,14 +141,10 @@ impl Hedger {
     ) -> pingora_core::Result<Result<(), Refusal>> {
         let group = &route.upstream;
         let out = outgoing(session, route).await?;
-        let Some(first_peer) = group.select(|_| true) else {
+        let Some(first_peer) = untried_peer(group, ctx) else {
             return Ok(Err(group.refusal_when_none()));
         };
-        ctx.attempts = 1;
-        ctx.tried.push(first_peer);
-        route
-            .retry_budget
-            .record_request(tokio::time::Instant::now());
+        begin_attempt(ctx, route, first_peer, AttemptKind::First);
         route
             .hedge_budget
             .record_request(tokio::time::Instant::now());
@@ -145,11 +164,9 @@ impl Hedger {
                 if !route.may_retry(ctx.attempts) {
                     done
                 } else {
-                    match group.select(|p| !ctx.tried.contains(p)) {
+                    match untried_peer(group, ctx) {
                         Some(peer) => {
-                            metrics().retries.with_label_values(&[&group.name]).inc();
-                            ctx.attempts += 1;
-                            ctx.tried.push(peer);
+                            begin_attempt(ctx, route, peer, AttemptKind::Retry);
                             self.attempt(peer, &out).await
                         }
                         None => done,
@@ -158,13 +175,10 @@ impl Hedger {
             }
             None => {
                 let hedges = &metrics().hedges;
-                let second_peer = group.select(|p| !ctx.tried.contains(p));
-                match second_peer {
+                match untried_peer(group, ctx) {
                     Some(peer) if route.hedge_budget.try_take(tokio::time::Instant::now()) => {
                         hedges.with_label_values(&[&group.name, "sent"]).inc();
-                        ctx.attempts += 1;
-                        ctx.hedged = true;
-                        ctx.tried.push(peer);
+                        begin_attempt(ctx, route, peer, AttemptKind::Hedge);
                         let second = self.attempt(peer, &out);
                         tokio::pin!(second);
                         let winner = race(group, &mut first, &mut second).await;
@@ -183,7 +197,7 @@ impl Hedger {
                 }
             }
         };
-        write_answer(session, ctx, route, winner).await
+        self.write_answer(session, ctx, route, winner).await
     }
 }
 
@@ -194,9 +208,9 @@ fn is_good(group: &UpstreamGroup, attempt: &Attempt) -> bool {
 /// Counts a failed attempt that will not be the answer.
 fn count_failed(group: &UpstreamGroup, attempt: &Attempt) {
     let outcome = if attempt.2.is_ok() {
-        "http_5xx"
+        AttemptOutcome::Http5xx
     } else {
-        "error"
+        AttemptOutcome::Error
     };
     group.attempt_finished(&attempt.0, true, outcome);
 }
@@ -249,64 +263,62 @@ async fn outgoing(session: &mut Session, route: &Route) -> pingora_core::Result<
     })
 }
 
-/// Streams the winning attempt downstream, or returns the refusal when it failed.
-async fn write_answer(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    route: &Route,
-    (peer, elapsed, result): Attempt,
-) -> pingora_core::Result<Result<(), Refusal>> {
-    let group = &route.upstream;
-    ctx.peer = Some(peer);
-    let mut response = match result {
-        Ok(response) => response,
-        Err(e) => {
-            group.attempt_finished(&peer, true, "error");
-            ctx.attempt_counted = true;
-            let (status, code, what) = if e.is_timeout() {
-                (504, "upstream_timeout", "did not answer in time")
-            } else {
-                (502, "upstream_error", "failed")
-            };
-            return Ok(Err(Refusal::new(
-                status,
-                code,
-                format!("upstream {peer} {what}"),
-            )));
-        }
-    };
-    route.latency.record(elapsed);
-    let status = response.status().as_u16();
-    ctx.upstream_status = Some(status);
-    let mut header = ResponseHeader::build(status, Some(response.headers().len() + 4))?;
-    for (name, value) in response.headers() {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            header.append_header(name.clone(), value.clone())?;
-        }
-    }
-    if !response.headers().contains_key(CONTENT_LENGTH)
-        && session.req_header().method != Method::HEAD
-    {
-        header.insert_header(HeaderName::from_static("transfer-encoding"), "chunked")?;
-    }
-    crate::gateway::decorate(ctx, &mut header)?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
-            Ok(None) => break,
+impl HedgeStage {
+    /// Streams the winning attempt downstream, or returns the refusal when it failed.
+    async fn write_answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        (peer, elapsed, result): Attempt,
+    ) -> pingora_core::Result<Result<(), Refusal>> {
+        let group = &route.upstream;
+        ctx.peer = Some(peer);
+        let mut response = match result {
+            Ok(response) => response,
             Err(e) => {
-                // Headers are out; all that is left is to cut the response short.
-                return Err(pingora_core::Error::because(
-                    pingora_core::ErrorType::ReadError,
-                    "reading the hedged upstream response",
-                    e,
-                ));
+                group.attempt_finished(&peer, true, AttemptOutcome::Error);
+                ctx.attempt_counted = true;
+                return Ok(Err(upstream_failure(
+                    &peer,
+                    e.is_timeout(),
+                    "connection error",
+                )));
+            }
+        };
+        route.latency.record(elapsed);
+        let status = response.status().as_u16();
+        ctx.upstream_status = Some(status);
+        let mut header = ResponseHeader::build(status, Some(response.headers().len() + 4))?;
+        for (name, value) in response.headers() {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                header.append_header(name.clone(), value.clone())?;
             }
         }
+        if !response.headers().contains_key(CONTENT_LENGTH)
+            && session.req_header().method != Method::HEAD
+        {
+            header.insert_header(HeaderName::from_static("transfer-encoding"), "chunked")?;
+        }
+        self.headers.response(&mut header, ctx)?;
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
+                Ok(None) => break,
+                Err(e) => {
+                    // Headers are out; all that is left is to cut the response short.
+                    return Err(pingora_core::Error::because(
+                        pingora_core::ErrorType::ReadError,
+                        "reading the hedged upstream response",
+                        e,
+                    ));
+                }
+            }
+        }
+        session.write_response_body(None, true).await?;
+        Ok(Ok(()))
     }
-    session.write_response_body(None, true).await?;
-    Ok(Ok(()))
 }

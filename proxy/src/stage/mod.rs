@@ -1,7 +1,81 @@
 //! The request pipeline's stages, one module each, called in order from `gateway.rs`.
+//!
+//! A request stage has one shape ([`RequestStage::run`]): it looks at the session and the
+//! context and says what happens next ([`Step`]). The `request_filter` phase runs its
+//! stages in order and stops at the first that does not say `Continue`. Stages built for
+//! the other phases (upstream attempts, headers, log) keep the same rule: the phase calls
+//! them in order and has no logic of its own.
+//!
+//! A stage owns the process-wide state it needs (caches, clients) and reads its per-route
+//! settings from the route in the context, which the config snapshot built, so a reload
+//! changes what a stage does without rebuilding it.
 
 pub mod auth;
+pub mod headers;
 pub mod hedge;
-pub mod latency;
+pub mod log;
 pub mod ratelimit;
 pub mod route;
+pub mod upstream;
+
+use crate::ctx::RequestCtx;
+use crate::respond::Refusal;
+use pingora_core::Result;
+use pingora_proxy::Session;
+use std::future::Future;
+
+/// What a request stage decided.
+#[derive(Debug)]
+pub enum Step {
+    /// Go on to the next stage (and, after the last, to the upstream).
+    Continue,
+    /// Answer the client with this refusal and end the request.
+    Respond(Refusal),
+    /// The stage wrote the whole response itself (a hedged request); end the request.
+    Answered,
+}
+
+/// A stage of the `request_filter` phase.
+pub trait RequestStage: Send + Sync {
+    /// Looks at the request and decides. `Err` is a real failure (the client went away,
+    /// a write failed), not a planned denial: that is `Ok(Step::Respond(..))`.
+    fn run(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> impl Future<Output = Result<Step>> + Send;
+}
+
+/// Writes `refusal` (with the `Server-Timing` of the stages that ran) and keeps it in the
+/// context for the log stage.
+pub async fn refuse(session: &mut Session, ctx: &mut RequestCtx, refusal: Refusal) -> Result<()> {
+    let refusal = match ctx.server_timing() {
+        Some(timing) => refusal.with_header("server-timing", timing),
+        None => refusal,
+    };
+    let written = refusal.write(session).await;
+    ctx.refusal = Some(refusal);
+    written
+}
+
+/// Runs request stages in order: `Ok(true)` when one of them answered the request (the
+/// phase is over), `Ok(false)` when every one said `Continue`.
+macro_rules! run_stages {
+    ($session:expr, $ctx:expr, $($stage:expr),+ $(,)?) => {{
+        use $crate::stage::RequestStage as _;
+        'pipeline: {
+            $(
+                match $stage.run($session, $ctx).await? {
+                    $crate::stage::Step::Continue => {}
+                    $crate::stage::Step::Respond(refusal) => {
+                        $crate::stage::refuse($session, $ctx, refusal).await?;
+                        break 'pipeline true;
+                    }
+                    $crate::stage::Step::Answered => break 'pipeline true,
+                }
+            )+
+            false
+        }
+    }};
+}
+pub(crate) use run_stages;

@@ -1,24 +1,17 @@
 //! Active HTTP health checks: Pingora's [`HttpHealthCheck`] with our thresholds, a 2xx
 //! validator, and an observer that updates `sluice_upstream_healthy` and logs each change
-//! once. [`HealthCheckService`] drives the checks of whatever groups the current config
-//! snapshot has, so a reload needs no extra bookkeeping.
+//! once. `health_checks::HealthCheckService` drives the checks of whatever groups the
+//! current config snapshot has.
 
 use crate::breaker::Breaker;
 use crate::config::HealthCheckConfig;
 use crate::metrics::metrics;
-use crate::snapshot::SharedSnapshot;
 use async_trait::async_trait;
-use pingora_core::server::ShutdownWatch;
-use pingora_core::services::background::BackgroundService;
 use pingora_core::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_load_balancing::health_check::{HealthCheck, HealthObserve, HttpHealthCheck};
 use pingora_load_balancing::Backend;
-use std::time::{Duration, Instant};
 use tracing::{info, warn};
-
-/// How often the driver looks for groups whose interval has passed.
-const TICK: Duration = Duration::from_millis(25);
 
 /// A Pingora HTTP health check for one group.
 pub fn http_check(
@@ -77,46 +70,10 @@ impl HealthObserve for Observer {
                 .iter()
                 .find(|(addr, _)| target.addr.as_inet() == Some(addr));
             if let Some((_, breaker)) = breaker {
-                crate::upstream::report_transition(&self.upstream, &peer, breaker.reset());
+                crate::breaker::report_transition(&self.upstream, &peer, breaker.reset());
             }
         } else {
             warn!(upstream = %self.upstream, %peer, "peer failed its health checks; taking it out");
-        }
-    }
-}
-
-/// Background service running the health checks of the current snapshot's groups.
-pub struct HealthCheckService {
-    snapshot: SharedSnapshot,
-}
-
-impl HealthCheckService {
-    /// Checks the groups of whatever snapshot `snapshot` holds at each tick.
-    pub fn new(snapshot: SharedSnapshot) -> Self {
-        Self { snapshot }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for HealthCheckService {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
-            }
-            let now = Instant::now();
-            let snapshot = self.snapshot.load_full();
-            for group in snapshot.upstreams.values() {
-                if group.begin_check_if_due(now) {
-                    let group = group.clone();
-                    // Each pass runs on its own task so a slow peer cannot delay the
-                    // other groups' checks.
-                    tokio::spawn(async move { group.run_check().await });
-                }
-            }
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod health;
 use crate::breaker::{Breaker, BreakerState, Transition};
 use crate::config::UpstreamConfig;
 use crate::metrics::metrics;
+use crate::respond::{code, Refusal};
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_load_balancing::selection::RoundRobin;
@@ -14,6 +15,31 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// How one attempt at a peer ended, as `sluice_upstream_requests_total{outcome}` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The peer answered with a status that is not a server error.
+    Ok,
+    /// The peer answered 5xx.
+    Http5xx,
+    /// No connection could be made.
+    ConnectError,
+    /// The connection failed or timed out after it was made.
+    Error,
+}
+
+impl AttemptOutcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Http5xx => "http_5xx",
+            Self::ConnectError => "connect_error",
+            Self::Error => "error",
+        }
+    }
+}
 
 /// One named group of interchangeable peers.
 pub struct UpstreamGroup {
@@ -128,12 +154,12 @@ impl UpstreamGroup {
     }
 
     /// Accounts for one finished attempt: its breaker outcome and
-    /// `sluice_upstream_requests_total{outcome}` (`ok`, `http_5xx`, `connect_error`, `error`).
-    pub fn attempt_finished(&self, addr: &SocketAddr, failed: bool, outcome: &str) {
+    /// `sluice_upstream_requests_total{outcome}`.
+    pub fn attempt_finished(&self, addr: &SocketAddr, failed: bool, outcome: AttemptOutcome) {
         self.record(addr, failed);
         metrics()
             .upstream_requests
-            .with_label_values(&[&self.name, self.label(addr), outcome])
+            .with_label_values(&[&self.name, self.label(addr), outcome.as_str()])
             .inc();
     }
 
@@ -151,29 +177,25 @@ impl UpstreamGroup {
     }
 
     fn report(&self, p: &PeerState, transition: Option<Transition>) {
-        report_transition(&self.name, &p.label, transition);
+        crate::breaker::report_transition(&self.name, &p.label, transition);
     }
 
     /// Why no peer could be chosen, as the answer to send: 503 with `Retry-After` when
     /// every healthy peer's breaker is open, else 503 `no_healthy_upstream`.
-    pub fn refusal_when_none(&self) -> crate::ctx::Refusal {
-        use crate::ctx::Refusal;
+    pub fn refusal_when_none(&self) -> Refusal {
         match self.all_open_for() {
-            Some(wait) => {
-                let mut r = Refusal::new(
-                    503,
-                    "upstream_circuit_open",
-                    format!(
-                        "every peer of upstream \"{}\" is failing; circuit open",
-                        self.name
-                    ),
-                );
-                r.headers.push((
-                    "retry-after",
-                    wait.as_secs_f64().ceil().max(1.0).to_string(),
-                ));
-                r
-            }
+            Some(wait) => Refusal::new(
+                503,
+                code::CIRCUIT_OPEN,
+                format!(
+                    "every peer of upstream \"{}\" is failing; circuit open",
+                    self.name
+                ),
+            )
+            .with_header(
+                "retry-after",
+                wait.as_secs_f64().ceil().max(1.0).to_string(),
+            ),
             None => Refusal::new(
                 503,
                 "no_healthy_upstream",
@@ -267,23 +289,5 @@ impl UpstreamGroup {
     pub async fn run_check(&self) {
         self.lb.backends().run_health_check(true).await;
         self.check_running.store(false, Ordering::Release);
-    }
-}
-
-/// Exports and logs a breaker state change (once per transition).
-pub fn report_transition(upstream: &str, peer: &str, transition: Option<Transition>) {
-    let Some(t) = transition else { return };
-    let m = metrics();
-    m.breaker_state
-        .with_label_values(&[upstream, peer])
-        .set(t.to.as_i64());
-    m.breaker_transitions
-        .with_label_values(&[upstream, peer, t.to.as_str()])
-        .inc();
-    match t.to {
-        BreakerState::Open => {
-            tracing::warn!(%upstream, %peer, from = t.from.as_str(), "circuit breaker opened")
-        }
-        _ => tracing::info!(%upstream, %peer, to = t.to.as_str(), "circuit breaker changed"),
     }
 }

@@ -1,6 +1,7 @@
-//! Rate-limit stage: a token bucket per API key (at the key's tier) or per client IP (at
-//! the route's tier), held in Redis and updated by one Lua script, so any number of
-//! instances share one exact limit.
+//! The rate limiter shared by every request: a token bucket per subject (an API key id or
+//! a client IP), held in Redis and updated by one Lua script, so any number of instances
+//! share one exact limit. The rate-limit stage (`stage/ratelimit.rs`) decides the subject
+//! and the tier and turns the verdict into headers or a refusal.
 //!
 //! When Redis fails or is slower than `redis.timeout_ms`, `ratelimit.on_redis_error`
 //! decides: `local` (an in-process bucket at rate / expected_instances), `open` (allow)
@@ -42,6 +43,40 @@ impl RateState {
     /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
     pub fn limit_header(&self) -> String {
         format!("\"{}\";r={};t={}", self.tier, self.remaining, self.reset_s)
+    }
+}
+
+/// How a decision was made: by Redis (or a lease of Redis tokens), or by the
+/// `on_redis_error` fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimiterMode {
+    /// Redis decided (directly or through this instance's lease).
+    Redis,
+    /// Redis failed: the in-process bucket decided.
+    Local,
+    /// Redis failed: allowed without a limit.
+    Open,
+    /// Redis failed: refused.
+    Closed,
+}
+
+impl LimiterMode {
+    /// The spelling in metrics and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Local => "local",
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+
+    fn fallback(on_error: OnRedisError) -> Self {
+        match on_error {
+            OnRedisError::Local => Self::Local,
+            OnRedisError::Open => Self::Open,
+            OnRedisError::Closed => Self::Closed,
+        }
     }
 }
 
@@ -94,8 +129,7 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token from `subject`'s bucket; also says how it decided (`redis`,
-    /// `local`, `open`, `closed`).
+    /// Takes one token from `subject`'s bucket; also says how it decided.
     pub async fn check(
         &self,
         subject: &str,
@@ -103,10 +137,10 @@ impl RateLimiter {
         tier: &Tier,
         cfg: &RateLimitConfig,
         timeout: Duration,
-    ) -> (RateOutcome, &'static str) {
+    ) -> (RateOutcome, LimiterMode) {
         let now = tokio::time::Instant::now();
         let (outcome, mode) = match self.local_decision(subject, tier_name, tier, now) {
-            Some(outcome) => (outcome, "redis"),
+            Some(outcome) => (outcome, LimiterMode::Redis),
             None => match self
                 .redis_take(subject, tier, lease::lease_size(tier), timeout)
                 .await
@@ -120,11 +154,11 @@ impl RateLimiter {
                     } else {
                         RateOutcome::Limited(st, whole_seconds(retry_after.as_secs_f64()))
                     };
-                    (outcome, "redis")
+                    (outcome, LimiterMode::Redis)
                 }
                 None => (
                     self.fallback(subject, tier_name, tier, cfg),
-                    cfg.on_redis_error.as_str(),
+                    LimiterMode::fallback(cfg.on_redis_error),
                 ),
             },
         };
@@ -135,7 +169,7 @@ impl RateLimiter {
         };
         metrics()
             .ratelimit_decisions
-            .with_label_values(&[tier_name, decision, mode])
+            .with_label_values(&[tier_name, decision, mode.as_str()])
             .inc();
         (outcome, mode)
     }

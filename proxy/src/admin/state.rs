@@ -1,0 +1,51 @@
+//! What the admin handlers share: the state they are given and the JSON error they answer.
+
+use crate::reload::Reloader;
+use crate::services::Services;
+use crate::snapshot::SharedSnapshot;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::sync::Arc;
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The live config snapshot.
+    pub snapshot: SharedSnapshot,
+    /// Performs `POST /admin/reload`.
+    pub reloader: Arc<Reloader>,
+    /// Key store and friends.
+    pub services: Arc<Services>,
+}
+
+/// An admin API error: small to pass around, turned into a JSON response at the end.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error answered with `status`, `{"error": code, "message": message}`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.code, &self.message)
+    }
+}
+
+/// A JSON error body with `status`.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": code, "message": message }))).into_response()
+}

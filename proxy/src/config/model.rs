@@ -1,0 +1,256 @@
+//! The validated configuration: what the rest of sluice reads. Built only by
+//! [`super::validate`], never by hand from YAML, so every value here has passed its rules
+//! and defaults are already resolved.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated configuration. Immutable; a reload builds a new one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// The file's text, as validated (for `GET /admin/config`).
+    pub text: String,
+    /// Listener and process settings.
+    pub server: ServerConfig,
+    /// Upstream groups by name.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Routes in file order (matching order is decided by the router).
+    pub routes: Vec<RouteConfig>,
+    /// Redis, when keys or rate limits are used.
+    pub redis: Option<RedisConfig>,
+    /// Admin API settings.
+    pub admin: AdminConfig,
+    /// Rate tiers by name.
+    pub tiers: BTreeMap<String, Tier>,
+    /// Rate limiter behaviour.
+    pub ratelimit: RateLimitConfig,
+    /// Kafka, when request events are produced.
+    pub kafka: Option<KafkaConfig>,
+    /// Longest a request waits for Redis: `redis.timeout_ms`, or a default when there is
+    /// no `redis:` section (then nothing asks Redis and every wait ends in the fallback).
+    pub redis_timeout: Duration,
+}
+
+/// Validated `kafka:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue capacity (sluice's channel, and librdkafka's queue).
+    pub queue_capacity: usize,
+    /// Producer linger.
+    pub linger_ms: u64,
+    /// Where events that do not fit the queue wait, if anywhere.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// The spill file's size limit in bytes.
+    pub spill_max_bytes: u64,
+    /// How message values are written.
+    pub value_compression: sluice_event::ValueCompression,
+}
+
+/// Validated `redis:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Longest a request waits for Redis.
+    pub timeout: Duration,
+}
+
+/// Validated `admin:` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdminConfig {
+    /// SHA-256 of the admin bearer token; `None` disables the admin API.
+    pub token_sha256: Option<[u8; 32]>,
+}
+
+/// A rate tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tier {
+    /// Sustained requests per second.
+    pub rate_per_s: f64,
+    /// Bucket size.
+    pub burst: u64,
+}
+
+/// What the rate limiter does when Redis fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// An in-process bucket at rate / expected_instances.
+    Local,
+    /// Allow every request.
+    Open,
+    /// Answer 503.
+    Closed,
+}
+
+impl OnRedisError {
+    /// The config spelling, also the `mode` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// Validated `ratelimit:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitConfig {
+    /// Behaviour when Redis fails.
+    pub on_redis_error: OnRedisError,
+    /// Instances sharing the limits.
+    pub expected_instances: u32,
+}
+
+/// How a route authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Anyone.
+    None,
+    /// An API key in `X-API-Key` or `Authorization: Bearer`.
+    ApiKey,
+}
+
+/// How a route is rate-limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitMode {
+    /// Not limited.
+    Off,
+    /// Per API key, at the key's tier.
+    Key,
+    /// Per client IP, at the named tier.
+    Ip {
+        /// Tier name.
+        tier: String,
+    },
+}
+
+/// Validated `server:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Proxy listener.
+    pub listen: SocketAddr,
+    /// Admin listener.
+    pub admin_listen: SocketAddr,
+    /// Pingora worker threads.
+    pub threads: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub grace_period: Duration,
+    /// Whether responses carry `X-Sluice-Upstream`.
+    pub upstream_header: bool,
+}
+
+/// A validated upstream group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamConfig {
+    /// Peer addresses, resolved.
+    pub peers: Vec<SocketAddr>,
+    /// Active health check settings.
+    pub health_check: HealthCheckConfig,
+    /// Extra attempts on other peers after a connect failure.
+    pub retries: usize,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Per-read timeout.
+    pub read_timeout: Duration,
+    /// Per-peer circuit breaker settings.
+    pub breaker: BreakerConfig,
+    /// Statuses on which idempotent requests are retried elsewhere.
+    pub retry_on_status: Vec<u16>,
+}
+
+/// Validated breaker settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    /// Failure share that opens the breaker.
+    pub failure_rate: f64,
+    /// Requests in the window before the rate counts.
+    pub min_requests: u32,
+    /// Rolling window.
+    pub window: Duration,
+    /// Failures in a row that open it (0: off).
+    pub consecutive_failures: u32,
+    /// Open period.
+    pub open: Duration,
+    /// Half-open probes.
+    pub half_open_probes: u32,
+    /// Statuses counted as failures.
+    pub failure_statuses: Vec<u16>,
+}
+
+/// Validated retry budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryBudgetConfig {
+    /// Retries as a share (percent) of recent requests.
+    pub percent: f64,
+    /// Retries always allowed per second.
+    pub min_per_s: f64,
+}
+
+/// A validated health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckConfig {
+    /// Path requested with GET.
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Timeout of one check.
+    pub timeout: Duration,
+    /// Successes needed to become healthy.
+    pub healthy_after: usize,
+    /// Failures needed to become unhealthy.
+    pub unhealthy_after: usize,
+}
+
+/// A validated route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// Unique name.
+    pub name: String,
+    /// Host to match, lower-case, without port.
+    pub host: Option<String>,
+    /// Path prefix, starting with '/'.
+    pub path_prefix: String,
+    /// Whether the prefix is removed before forwarding.
+    pub strip_prefix: bool,
+    /// Upstream group name (known to exist).
+    pub upstream: String,
+    /// Authentication.
+    pub auth: AuthMode,
+    /// Rate limiting.
+    pub ratelimit: RateLimitMode,
+    /// Retry budget.
+    pub retry_budget: RetryBudgetConfig,
+    /// Hedging, when on.
+    pub hedge: Option<HedgeConfig>,
+}
+
+/// When the hedge is sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeDelay {
+    /// After a fixed time.
+    Fixed(Duration),
+    /// After the upstream's recent p95 (or the floor, when higher or unknown).
+    P95,
+}
+
+/// Validated hedge settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HedgeConfig {
+    /// When the second attempt goes out.
+    pub delay: HedgeDelay,
+    /// Floor of the adaptive delay.
+    pub min_delay: Duration,
+    /// Hedges as a share (percent) of the route's requests.
+    pub max_extra_percent: f64,
+    /// Larger request bodies are not hedged.
+    pub max_body_bytes: u64,
+}
