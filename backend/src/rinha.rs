@@ -46,6 +46,65 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A `POST /payments` body, as the payments service and the processors receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentBody {
+    /// The client's id for the payment (a UUID, lower case).
+    pub correlation_id: String,
+    /// The amount in cents.
+    pub cents: i64,
+    /// When the payment was requested (processors only; `None` when not asked for).
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+/// Why a payment body was refused; the message names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BodyError {
+    /// Not JSON at all.
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    /// JSON, but not a valid payment.
+    #[error("{0}")]
+    Field(&'static str),
+}
+
+/// Parses a payment body; `requestedAt` is read (and required) when `with_requested_at`.
+pub fn parse_payment(body: &[u8], with_requested_at: bool) -> Result<PaymentBody, BodyError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
+    let Value::Object(map) = value else {
+        return Err(BodyError::Field("body must be a JSON object"));
+    };
+    let correlation_id = map
+        .get("correlationId")
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or(BodyError::Field("correlationId: must be a UUID string"))?
+        .to_string();
+    let cents = map
+        .get("amount")
+        .and_then(cents_from_json)
+        .ok_or(BodyError::Field(
+            "amount: must be a positive decimal number",
+        ))?;
+    let requested_at = if with_requested_at {
+        let at = map
+            .get("requestedAt")
+            .and_then(Value::as_str)
+            .and_then(parse_instant)
+            .ok_or(BodyError::Field(
+                "requestedAt: must be an RFC 3339 timestamp",
+            ))?;
+        Some(at)
+    } else {
+        None
+    };
+    Ok(PaymentBody {
+        correlation_id,
+        cents,
+        requested_at,
+    })
+}
+
 /// The `?from&to` of a summary: both optional, both inclusive.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Range {

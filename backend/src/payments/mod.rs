@@ -98,21 +98,11 @@ fn queue_unavailable(e: &dyn std::fmt::Display) -> Response {
 
 /// A valid `POST /payments` body: (correlationId, cents).
 fn parse_payment(body: &[u8]) -> Result<(String, i64), AppError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| AppError::InvalidJson(format!("body is not valid JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(AppError::BadRequest("body must be a JSON object".into()));
-    };
-    let id = map
-        .get("correlationId")
-        .and_then(Value::as_str)
-        .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        .ok_or_else(|| AppError::BadRequest("correlationId: must be a UUID string".into()))?;
-    let cents = map
-        .get("amount")
-        .and_then(rinha::cents_from_json)
-        .ok_or_else(|| AppError::BadRequest("amount: must be a positive decimal number".into()))?;
-    Ok((id.to_string(), cents))
+    match rinha::parse_payment(body, false) {
+        Ok(p) => Ok((p.correlation_id, p.cents)),
+        Err(e @ rinha::BodyError::Json(_)) => Err(AppError::InvalidJson(e.to_string())),
+        Err(e) => Err(AppError::BadRequest(e.to_string())),
+    }
 }
 
 async fn accept(State(state): State<AppState>, body: Bytes) -> Response {
