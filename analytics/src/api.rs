@@ -1,6 +1,7 @@
 //! The query API (port 8100): `GET /analytics/summary`, `/analytics/routes`,
 //! `/analytics/keys/{id}`, `/analytics/timeseries`, all with `from` / `to` (RFC 3339 or
-//! Unix seconds; default: the last hour); bad parameters -> 400 naming the parameter.
+//! Unix seconds; default: the last hour; at most [`MAX_RANGE_DAYS`] days, so one query
+//! cannot load the whole table into memory); bad parameters -> 400 naming the parameter.
 
 use crate::aggregate::Counts;
 use crate::histogram;
@@ -12,6 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
+use sluice_backend::error::AppError;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 
@@ -52,38 +54,18 @@ async fn health(State(s): State<AppState>) -> Response {
     }
 }
 
-/// A query parameter the client got wrong: answered 400, naming it.
-#[derive(Debug)]
-pub struct BadParam(String);
+/// The longest range a query may ask for.
+pub const MAX_RANGE_DAYS: i64 = 31;
 
-impl IntoResponse for BadParam {
-    fn into_response(self) -> Response {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_parameter", "message": self.0})),
-        )
-            .into_response()
-    }
-}
-
-fn bad(param: &str, message: &str) -> BadParam {
-    BadParam(format!("{param}: {message}"))
-}
-
-fn unavailable(e: &sqlx::Error) -> Response {
-    tracing::warn!(error = %e, "analytics query failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"error": "database_unavailable", "message": "the analytics database is unavailable"})),
-    )
-        .into_response()
+fn bad(param: &str, message: &str) -> AppError {
+    AppError::InvalidParameter(format!("{param}: {message}"))
 }
 
 fn time_param(
     q: &HashMap<String, String>,
     name: &str,
     default: DateTime<Utc>,
-) -> Result<DateTime<Utc>, BadParam> {
+) -> Result<DateTime<Utc>, AppError> {
     let Some(text) = q.get(name) else {
         return Ok(default);
     };
@@ -100,12 +82,21 @@ fn time_param(
         })
 }
 
-fn range(q: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), BadParam> {
+fn range(q: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), AppError> {
     let now = Utc::now();
     let to = time_param(q, "to", now)?;
-    let from = time_param(q, "from", to - Duration::hours(1))?;
+    let an_hour_before = to
+        .checked_sub_signed(Duration::hours(1))
+        .ok_or_else(|| bad("to", "out of range"))?;
+    let from = time_param(q, "from", an_hour_before)?;
     if from > to {
         return Err(bad("from", "must not be after to"));
+    }
+    if to.signed_duration_since(from) > Duration::days(MAX_RANGE_DAYS) {
+        return Err(bad(
+            "from",
+            &format!("the range may span at most {MAX_RANGE_DAYS} days"),
+        ));
     }
     Ok((from, to))
 }
@@ -153,26 +144,21 @@ fn report(rows: &[StatRow], from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
     v
 }
 
-async fn summary(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (from, to) = match range(&q) {
-        Ok(r) => r,
-        Err(bad) => return bad.into_response(),
-    };
-    match store::rows(&s.pool, from, to, None, None).await {
-        Ok(rows) => Json(report(&rows, from, to)).into_response(),
-        Err(e) => unavailable(&e),
-    }
+async fn summary(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    let (from, to) = range(&q)?;
+    let rows = store::rows(&s.pool, from, to, None, None).await?;
+    Ok(Json(report(&rows, from, to)))
 }
 
-async fn routes(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (from, to) = match range(&q) {
-        Ok(r) => r,
-        Err(bad) => return bad.into_response(),
-    };
-    let rows = match store::rows(&s.pool, from, to, None, None).await {
-        Ok(rows) => rows,
-        Err(e) => return unavailable(&e),
-    };
+async fn routes(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    let (from, to) = range(&q)?;
+    let rows = store::rows(&s.pool, from, to, None, None).await?;
     let mut by_route: BTreeMap<&str, Vec<StatRow>> = BTreeMap::new();
     for r in &rows {
         by_route.entry(&r.route).or_default().push(r.clone());
@@ -191,51 +177,38 @@ async fn routes(State(s): State<AppState>, Query(q): Query<HashMap<String, Strin
             v
         })
         .collect();
-    Json(json!({"from": from, "to": to, "routes": list})).into_response()
+    Ok(Json(json!({"from": from, "to": to, "routes": list})))
 }
 
 async fn key(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let (from, to) = match range(&q) {
-        Ok(r) => r,
-        Err(bad) => return bad.into_response(),
-    };
-    match store::rows(&s.pool, from, to, None, Some(&id)).await {
-        Ok(rows) => {
-            let mut v = report(&rows, from, to);
-            if let Value::Object(map) = &mut v {
-                map.insert("key_id".into(), json!(id));
-            }
-            Json(v).into_response()
-        }
-        Err(e) => unavailable(&e),
+) -> Result<Json<Value>, AppError> {
+    let (from, to) = range(&q)?;
+    let rows = store::rows(&s.pool, from, to, None, Some(&id)).await?;
+    let mut v = report(&rows, from, to);
+    if let Value::Object(map) = &mut v {
+        map.insert("key_id".into(), json!(id));
     }
+    Ok(Json(v))
 }
 
 async fn timeseries(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let (from, to) = match range(&q) {
-        Ok(r) => r,
-        Err(bad) => return bad.into_response(),
-    };
+) -> Result<Json<Value>, AppError> {
+    let (from, to) = range(&q)?;
     let step = match q.get("step").map(|t| t.parse::<i64>()) {
         None => 60,
         Some(Ok(n)) if n >= 60 && n % 60 == 0 => n,
         Some(_) => {
             let message = "must be a whole number of minutes in seconds (60, 300, ...)";
-            return bad("step", message).into_response();
+            return Err(bad("step", message));
         }
     };
     let route = q.get("route").map(String::as_str);
-    let rows = match store::rows(&s.pool, from, to, route, None).await {
-        Ok(rows) => rows,
-        Err(e) => return unavailable(&e),
-    };
+    let rows = store::rows(&s.pool, from, to, route, None).await?;
     let mut points: BTreeMap<i64, Counts> = BTreeMap::new();
     for r in &rows {
         let t = r.minute.timestamp();
@@ -254,6 +227,41 @@ async fn timeseries(
             v
         })
         .collect();
-    Json(json!({"from": from, "to": to, "step": step, "route": route, "points": points}))
-        .into_response()
+    Ok(Json(
+        json!({"from": from, "to": to, "step": step, "route": route, "points": points}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_range_at_the_edge_of_time_is_a_400_not_a_panic() {
+        // The default `from` is `to` minus an hour: it must not overflow.
+        for to in ["-8334601230457", "-8334601227000", "8210266876799"] {
+            let result = std::panic::catch_unwind(|| range(&query(&[("to", to)])));
+            assert!(result.is_ok(), "to={to} panicked");
+        }
+        assert!(range(&query(&[("from", "-8334601230457"), ("to", "0")])).is_err());
+    }
+
+    #[test]
+    fn a_range_longer_than_the_bound_is_refused() {
+        let day = 86_400;
+        let to = 1_800_000_000;
+        let ask = |days: i64| {
+            let from = (to - days * day).to_string();
+            range(&query(&[("from", &from), ("to", &to.to_string())]))
+        };
+        assert!(ask(MAX_RANGE_DAYS).is_ok());
+        assert!(ask(MAX_RANGE_DAYS + 1).is_err());
+    }
 }

@@ -33,8 +33,11 @@ pub struct BatchOutcome {
 
 /// Runs the analytics migrations (in the pool's `analytics` schema).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations/analytics").run(pool).await
+    MIGRATIONS.run(pool).await
 }
+
+/// The `analytics` schema's migrations.
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/analytics");
 
 fn minute(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()

@@ -11,6 +11,9 @@ pub enum AppError {
     /// The request is malformed; the message names the field.
     #[error("{0}")]
     BadRequest(String),
+    /// A query parameter is wrong; the message names it.
+    #[error("{0}")]
+    InvalidParameter(String),
     /// The body is not valid JSON.
     #[error("{0}")]
     InvalidJson(String),
@@ -39,6 +42,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
+            Self::InvalidParameter(m) => (StatusCode::BAD_REQUEST, "invalid_parameter", m.clone()),
             Self::InvalidJson(m) => (StatusCode::BAD_REQUEST, "invalid_json", m.clone()),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
             Self::Unavailable(e) => {

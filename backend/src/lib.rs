@@ -11,6 +11,7 @@ pub mod payments;
 pub mod processor;
 pub mod rinha;
 pub mod shutdown;
+pub mod start;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;

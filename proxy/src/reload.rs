@@ -184,3 +184,31 @@ impl BackgroundService for ReloadSignalService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str, peers: &str, kafka: bool) -> Config {
+        let mut yaml = format!(
+            "server: {{ listen: \"{listen}\", admin_listen: \"127.0.0.1:2\" }}\n\
+             upstreams:\n  g: {{ peers: [{peers}] }}\n\
+             routes:\n  - {{ name: main, path_prefix: /, upstream: g }}\n"
+        );
+        if kafka {
+            yaml.push_str("kafka: { brokers: \"127.0.0.1:9\", topic: t }\n");
+        }
+        crate::config::parse(std::path::Path::new("t.yaml"), &yaml).expect("config")
+    }
+
+    #[test]
+    fn only_listener_and_process_settings_need_a_restart() {
+        let old = config("127.0.0.1:1", "\"127.0.0.1:3\"", false);
+        let peers = config("127.0.0.1:1", "\"127.0.0.1:3\", \"127.0.0.1:4\"", false);
+        assert!(restart_only_changes(&old, &peers).is_empty());
+        let moved = config("127.0.0.1:5", "\"127.0.0.1:3\"", false);
+        assert_eq!(restart_only_changes(&old, &moved), ["server.listen"]);
+        let kafka = config("127.0.0.1:1", "\"127.0.0.1:3\"", true);
+        assert_eq!(restart_only_changes(&old, &kafka), ["kafka"]);
+    }
+}

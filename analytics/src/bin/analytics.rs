@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use sluice_analytics::{api, consumer, store, topic};
+use sluice_backend::start;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,19 +37,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sluice_backend::telemetry::init();
+    start::telemetry();
     let cli = Cli::parse();
-    let pool = sluice_backend::db::connect_with_retry(
-        &cli.database_url,
-        "analytics",
-        8,
-        Duration::from_secs(30),
-    )
-    .await
-    .context("connecting to the database")?;
-    store::migrate(&pool)
-        .await
-        .context("running the analytics migrations")?;
+    let pool = start::database(&cli.database_url, "analytics", 8, &store::MIGRATIONS).await?;
     // Retried: the broker may still be starting.
     let mut tries = 0;
     while let Err(e) = topic::ensure_topic(&cli.brokers, &cli.topic, cli.partitions).await {
@@ -70,12 +61,12 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let addr = SocketAddr::new(cli.bind, cli.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, brokers = %cli.brokers, topic = %cli.topic, "analytics listening");
-    axum::serve(listener, api::app(api::AppState { pool, progress }))
-        .await
-        .context("serving")?;
+    tracing::info!(brokers = %cli.brokers, topic = %cli.topic, "analytics");
+    start::serve(
+        "analytics",
+        addr,
+        api::app(api::AppState { pool, progress }),
+    )
+    .await?;
     Ok(())
 }

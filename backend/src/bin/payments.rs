@@ -4,12 +4,12 @@
 
 use anyhow::Context;
 use clap::Parser;
-use sluice_backend::db;
 use sluice_backend::payments::client::ProcessorClient;
 use sluice_backend::payments::queue::Queue;
 use sluice_backend::payments::routing::Routing;
 use sluice_backend::payments::worker::Workers;
 use sluice_backend::payments::{self, health, ledger, AppState};
+use sluice_backend::start;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,20 +75,16 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sluice_backend::telemetry::init();
+    start::telemetry();
     let cli = Cli::parse();
     let instance = cli.instance.clone().unwrap_or_else(|| cli.port.to_string());
-    let pool = db::connect_with_retry(
+    let pool = start::database(
         &cli.database_url,
         "payments",
         cli.max_connections,
-        Duration::from_secs(30),
+        &ledger::MIGRATIONS,
     )
-    .await
-    .context("connecting to the database")?;
-    ledger::migrate(&pool)
-        .await
-        .context("running the payments migrations")?;
+    .await?;
     let redis = redis::Client::open(cli.redis_url.as_str()).context("reading the Redis URL")?;
     let queue = Queue::connect(&redis, &instance)
         .await
@@ -127,14 +123,13 @@ async fn main() -> anyhow::Result<()> {
     background.spawn(workers.run());
 
     let addr = SocketAddr::new(cli.bind, cli.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, %instance, "payments service listening");
-    axum::serve(listener, payments::app(AppState { pool, queue }))
-        .with_graceful_shutdown(sluice_backend::shutdown::signal())
-        .await
-        .context("serving")?;
+    tracing::info!(%instance, "payments service");
+    start::serve(
+        "payments service",
+        addr,
+        payments::app(AppState { pool, queue }),
+    )
+    .await?;
     background.shutdown_background();
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `processor` — a payment-processor simulator with the Rinha de Backend 2025 processor
 //! API. The stack runs two: default on 8001 (fee 0.05) and fallback on 8002 (fee 0.15).
 
-use anyhow::Context;
 use clap::Parser;
 use sluice_backend::processor::{self, Processor, Settings};
+use sluice_backend::start;
 use std::net::SocketAddr;
 
 /// A payment-processor simulator (Rinha de Backend 2025 API).
@@ -41,7 +41,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sluice_backend::telemetry::init();
+    start::telemetry();
     let cli = Cli::parse();
     anyhow::ensure!(
         (0.0..1.0).contains(&cli.fee),
@@ -58,12 +58,8 @@ async fn main() -> anyhow::Result<()> {
         max_queued: cli.max_queued,
     };
     let addr = SocketAddr::new(cli.bind, cli.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, fee = settings.fee, "payment processor simulator listening");
-    axum::serve(listener, processor::app(Processor::new(&settings)))
-        .await
-        .context("serving")?;
+    tracing::info!(fee = settings.fee, "payment processor simulator");
+    let app = processor::app(Processor::new(&settings));
+    start::serve("payment processor simulator", addr, app).await?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! `testupstream` — a controllable upstream (latency distribution, failure share, counts
 //! of requests and of clients that went away), for resilience tests and demos.
 
-use anyhow::Context;
 use clap::Parser;
+use sluice_backend::start;
 use sluice_backend::testupstream;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,16 +21,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    start::telemetry();
     let cli = Cli::parse();
     let addr = SocketAddr::new(cli.bind, cli.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    axum::serve(
-        listener,
-        testupstream::app(Arc::new(testupstream::Upstream::default())),
-    )
-    .await
-    .context("serving")?;
+    let app = testupstream::app(Arc::new(testupstream::Upstream::default()));
+    start::serve("test upstream", addr, app).await?;
     Ok(())
 }

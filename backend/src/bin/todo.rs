@@ -1,11 +1,9 @@
 //! `todo` — the todo REST service. `--port` and `DATABASE_URL` select the instance;
 //! any number of instances can share one database.
 
-use anyhow::Context;
 use clap::Parser;
-use sluice_backend::{db, todo};
+use sluice_backend::{start, todo};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 /// The todo REST service on PostgreSQL.
 #[derive(Debug, Parser)]
@@ -27,28 +25,16 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sluice_backend::telemetry::init();
+    start::telemetry();
     let cli = Cli::parse();
-    let pool = db::connect_with_retry(
+    let pool = start::database(
         &cli.database_url,
         "todo",
         cli.max_connections,
-        Duration::from_secs(30),
+        &todo::MIGRATIONS,
     )
-    .await
-    .context("connecting to the database")?;
-    todo::migrate(&pool)
-        .await
-        .context("running the todo migrations")?;
-
+    .await?;
     let addr = SocketAddr::new(cli.bind, cli.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, "todo service listening");
-    axum::serve(listener, todo::app(todo::AppState { pool }))
-        .with_graceful_shutdown(sluice_backend::shutdown::signal())
-        .await
-        .context("serving")?;
+    start::serve("todo service", addr, todo::app(todo::AppState { pool })).await?;
     Ok(())
 }

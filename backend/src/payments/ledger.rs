@@ -6,8 +6,11 @@ use sqlx::PgPool;
 
 /// Runs the payments migrations (in the pool's `payments` schema).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations/payments").run(pool).await
+    MIGRATIONS.run(pool).await
 }
+
+/// The `payments` schema's migrations.
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/payments");
 
 /// Records a confirmed payment; recording it again changes nothing.
 pub async fn record(

@@ -42,6 +42,9 @@ pub fn app(state: Arc<Processor>) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
+    use serde_json::{json, Value};
+    use std::time::Duration;
 
     async fn call(
         app: &Router,

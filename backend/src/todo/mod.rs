@@ -45,8 +45,11 @@ pub fn app(state: AppState) -> Router {
 
 /// Runs the todo migrations (in the pool's `todo` schema).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations/todo").run(pool).await
+    MIGRATIONS.run(pool).await
 }
+
+/// The `todo` schema's migrations.
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/todo");
 
 async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, AppError> {
     let fields = TodoFields::parse(&body, true)?;

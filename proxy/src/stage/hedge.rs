@@ -322,3 +322,90 @@ impl HedgeStage {
         Ok(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    fn cfg(delay: HedgeDelay) -> HedgeConfig {
+        HedgeConfig {
+            delay,
+            min_delay: Duration::from_millis(2),
+            max_extra_percent: 10.0,
+            max_body_bytes: 100,
+        }
+    }
+
+    fn request(method: &str, headers: &[(&'static str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build(method, b"/x", None).expect("request");
+        for (name, value) in headers {
+            req.insert_header(*name, *value).expect("header");
+        }
+        req
+    }
+
+    #[test]
+    fn only_requests_safe_to_send_twice_are_eligible() {
+        let c = cfg(HedgeDelay::P95);
+        assert!(eligible(&request("GET", &[]), &c));
+        assert!(eligible(&request("HEAD", &[]), &c));
+        assert!(!eligible(&request("POST", &[]), &c));
+        assert!(eligible(
+            &request(
+                "POST",
+                &[("idempotency-key", "k"), ("content-length", "100")]
+            ),
+            &c
+        ));
+        assert!(!eligible(
+            &request(
+                "PUT",
+                &[("idempotency-key", "k"), ("content-length", "101")]
+            ),
+            &c
+        ));
+        assert!(!eligible(&request("GET", &[("content-length", "abc")]), &c));
+        assert!(!eligible(
+            &request("GET", &[("transfer-encoding", "chunked")]),
+            &c
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_delay_is_fixed_or_the_routes_p95_with_its_floor() {
+        let yaml = "server: { listen: \"127.0.0.1:1\", admin_listen: \"127.0.0.1:2\" }\n\
+                    upstreams:\n  g: { peers: [\"127.0.0.1:3\", \"127.0.0.1:4\"] }\n\
+                    routes:\n  - { name: h, path_prefix: /, upstream: g, hedge: { delay: p95 } }\n";
+        let config = crate::config::parse(std::path::Path::new("t.yaml"), yaml).expect("config");
+        let snapshot = Snapshot::build(config, None, 1).expect("snapshot");
+        let route = snapshot.router.find(None, "/").expect("route");
+        let fixed = cfg(HedgeDelay::Fixed(Duration::from_millis(7)));
+        assert_eq!(delay(&fixed, route), Duration::from_millis(7));
+        let p95 = cfg(HedgeDelay::P95);
+        assert_eq!(
+            delay(&p95, route),
+            Duration::from_millis(2),
+            "no data: the floor"
+        );
+        for _ in 0..100 {
+            route.latency.record(Duration::from_millis(20));
+        }
+        tokio::time::advance(Duration::from_millis(25)).await;
+        let d = delay(&p95, route);
+        assert!(
+            d >= Duration::from_millis(17) && d <= Duration::from_millis(23),
+            "p95 of 20 ms answers: {d:?}"
+        );
+        // Once fewer than 5% of answers are slow, the p95 is a fast one: the floor.
+        for _ in 0..3000 {
+            route.latency.record(Duration::from_micros(100));
+        }
+        tokio::time::advance(Duration::from_millis(25)).await;
+        assert_eq!(
+            delay(&p95, route),
+            Duration::from_millis(2),
+            "fast answers: the floor"
+        );
+    }
+}

@@ -25,8 +25,12 @@ impl LogStage {
     /// downstream (0: none).
     pub fn run(&self, session: &Session, ctx: &RequestCtx, status: u16) {
         if self.events.enabled() {
-            self.events
-                .emit(request_event(session, ctx, status, self.events.next_id()));
+            self.events.emit(request_event(
+                RequestFacts::of(session),
+                ctx,
+                status,
+                self.events.next_id(),
+            ));
         }
         let m = metrics();
         let route = ctx.route_name();
@@ -39,21 +43,47 @@ impl LogStage {
     }
 }
 
+/// What the event needs from the session (kept apart so the event is built, and tested,
+/// from the context alone).
+#[derive(Debug, Clone, Default)]
+struct RequestFacts {
+    method: String,
+    path: String,
+    client_ip: Option<String>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl RequestFacts {
+    fn of(session: &Session) -> Self {
+        let req = session.req_header();
+        Self {
+            method: req.method.as_str().to_string(),
+            path: req.uri.path().to_string(),
+            client_ip: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string()),
+            bytes_in: u64::try_from(session.body_bytes_read()).unwrap_or(u64::MAX),
+            bytes_out: u64::try_from(session.body_bytes_sent()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
 /// The event for a finished request (`status` as sent downstream, 0 for none).
-fn request_event(session: &Session, ctx: &RequestCtx, status: u16, id: String) -> RequestEvent {
+fn request_event(facts: RequestFacts, ctx: &RequestCtx, status: u16, id: String) -> RequestEvent {
     let elapsed = ctx.started.elapsed();
     let ts = std::time::SystemTime::now()
         .checked_sub(elapsed)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let req = session.req_header();
     RequestEvent {
         v: sluice_event::VERSION,
         id,
         ts,
         route: ctx.route_name().to_string(),
-        method: req.method.as_str().to_string(),
-        path: req.uri.path().to_string(),
+        method: facts.method,
+        path: facts.path,
         status,
         key_id: ctx.key.as_ref().map(|k| k.id.clone()),
         tier: ctx
@@ -61,10 +91,7 @@ fn request_event(session: &Session, ctx: &RequestCtx, status: u16, id: String) -
             .as_ref()
             .map(|r| r.tier.clone())
             .or_else(|| ctx.key.as_ref().map(|k| k.tier.clone())),
-        client_ip: session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string()),
+        client_ip: facts.client_ip,
         upstream: match (&ctx.route, &ctx.peer) {
             (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
             _ => None,
@@ -74,8 +101,8 @@ fn request_event(session: &Session, ctx: &RequestCtx, status: u16, id: String) -
             .upstream_latency
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         breaker: breaker_state(ctx).map(str::to_string),
-        bytes_in: session.body_bytes_read() as u64,
-        bytes_out: session.body_bytes_sent() as u64,
+        bytes_in: facts.bytes_in,
+        bytes_out: facts.bytes_out,
         limited: ctx.refusal.as_ref().is_some_and(Refusal::is_rate_limited),
         limiter: ctx.limiter.map(|mode| mode.as_str().to_string()),
         hedged: ctx.hedged,
@@ -93,4 +120,84 @@ fn breaker_state(ctx: &RequestCtx) -> Option<&'static str> {
     }
     let (route, peer) = (ctx.route.as_ref()?, ctx.peer.as_ref()?);
     route.upstream.breaker_state(peer).map(|s| s.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyRecord, KeyStatus};
+    use crate::limiter::LimiterMode;
+    use crate::respond::code;
+    use crate::snapshot::Snapshot;
+    use std::sync::Arc;
+
+    fn ctx() -> RequestCtx {
+        let yaml = "server: { listen: \"127.0.0.1:1\", admin_listen: \"127.0.0.1:2\" }\n\
+                    upstreams:\n  g: { peers: [\"127.0.0.1:3\"] }\n\
+                    routes:\n  - { name: main, path_prefix: /, upstream: g }\n";
+        let config = crate::config::parse(std::path::Path::new("t.yaml"), yaml).expect("config");
+        let snapshot = Arc::new(Snapshot::build(config, None, 1).expect("snapshot"));
+        let mut ctx = RequestCtx::new(snapshot.clone());
+        ctx.route = snapshot.router.find(None, "/x").cloned();
+        ctx
+    }
+
+    fn facts() -> RequestFacts {
+        RequestFacts {
+            method: "GET".into(),
+            path: "/x".into(),
+            client_ip: Some("127.0.0.9".into()),
+            bytes_in: 3,
+            bytes_out: 5,
+        }
+    }
+
+    #[test]
+    fn the_event_carries_the_key_the_peer_and_the_retries() {
+        let mut ctx = ctx();
+        ctx.key = Some(Arc::new(KeyRecord {
+            id: "k1".into(),
+            name: "n".into(),
+            tier: "pro".into(),
+            status: KeyStatus::Active,
+            created_at: String::new(),
+        }));
+        ctx.limiter = Some(LimiterMode::Local);
+        let peer = "127.0.0.1:3".parse().expect("addr");
+        ctx.peer = Some(peer);
+        ctx.attempts = 3;
+        let e = request_event(facts(), &ctx, 200, "id-1".into());
+        assert_eq!(
+            (
+                e.route.as_str(),
+                e.status,
+                e.key_id.as_deref(),
+                e.tier.as_deref()
+            ),
+            ("main", 200, Some("k1"), Some("pro"))
+        );
+        assert_eq!(e.upstream.as_deref(), Some("127.0.0.1:3"));
+        assert_eq!((e.retries, e.hedged), (2, false));
+        assert_eq!(e.limiter.as_deref(), Some("local"));
+        assert_eq!(e.breaker.as_deref(), Some("closed"));
+        assert_eq!((e.bytes_in, e.bytes_out), (3, 5));
+        assert!(!e.limited);
+
+        // A hedge is not a retry.
+        ctx.attempts = 2;
+        ctx.hedged = true;
+        let e = request_event(facts(), &ctx, 200, "id-2".into());
+        assert_eq!((e.retries, e.hedged), (0, true));
+    }
+
+    #[test]
+    fn refusals_mark_the_event_limited_or_open() {
+        let mut ctx = ctx();
+        ctx.refusal = Some(Refusal::new(429, code::RATE_LIMITED, "slow down"));
+        let e = request_event(facts(), &ctx, 429, "a".into());
+        assert!(e.limited);
+        ctx.refusal = Some(Refusal::new(503, code::CIRCUIT_OPEN, "open"));
+        let e = request_event(facts(), &ctx, 503, "b".into());
+        assert_eq!((e.limited, e.breaker.as_deref()), (false, Some("open")));
+    }
 }

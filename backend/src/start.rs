@@ -1,0 +1,97 @@
+//! Start-up shared by the services' binaries (todo, payments, processor, testupstream,
+//! analytics): logging, the database (connected with retry, since a service may start
+//! alongside it, then migrated), and serving an app on a bound listener until SIGTERM or
+//! Ctrl-C, letting requests in flight finish.
+
+use axum::Router;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::PgPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long a service waits for its database to accept connections.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Why a service could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database stayed unreachable.
+    #[error("connecting to the database ({schema}): {source}")]
+    Database {
+        /// The service's schema.
+        schema: String,
+        /// Cause.
+        source: sqlx::Error,
+    },
+    /// The migrations failed.
+    #[error("running the {schema} migrations: {source}")]
+    Migrate {
+        /// The service's schema.
+        schema: String,
+        /// Cause.
+        source: MigrateError,
+    },
+    /// The address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Logs to stderr (see [`crate::telemetry`]).
+pub fn telemetry() {
+    crate::telemetry::init();
+}
+
+/// A pool on `schema` (created if missing) with `migrations` applied.
+pub async fn database(
+    url: &str,
+    schema: &str,
+    max_connections: u32,
+    migrations: &Migrator,
+) -> Result<PgPool, StartError> {
+    let pool = crate::db::connect_with_retry(url, schema, max_connections, DATABASE_PATIENCE)
+        .await
+        .map_err(|source| StartError::Database {
+            schema: schema.to_string(),
+            source,
+        })?;
+    migrations
+        .run(&pool)
+        .await
+        .map_err(|source| StartError::Migrate {
+            schema: schema.to_string(),
+            source,
+        })?;
+    Ok(pool)
+}
+
+/// Binds `addr` and serves `app` until SIGTERM or Ctrl-C.
+pub async fn serve(name: &str, addr: SocketAddr, app: Router) -> Result<(), StartError> {
+    serve_until(name, addr, app, crate::shutdown::signal()).await
+}
+
+/// Binds `addr` and serves `app` until `stop` resolves, then lets requests in flight
+/// finish.
+pub async fn serve_until(
+    name: &str,
+    addr: SocketAddr,
+    app: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(%addr, "{name} listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(StartError::Serve)
+}
