@@ -39,7 +39,7 @@ impl From<StoreError> for ApiError {
                     "the key store (Redis) is unavailable; try again shortly",
                 )
             }
-            StoreError::Random(_) => {
+            StoreError::Random(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "admin key operation failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,9 +5,13 @@
 //! - `sluice:keyid:{id}` hash {hash, name, tier, status, created_at}: the admin view.
 //! - `sluice:keyids` set of ids, for listing.
 //!
-//! Every change publishes the affected hash on `sluice:keys`, so every instance drops its
-//! cache entry at once; the instance making the change drops its own before it answers,
-//! so the change holds for its very next request (the message arrives a moment later).
+//! Every change to an existing key (update, disable, revoke, rotate) is one Lua script
+//! (`change.lua`) that reads the current record and writes the new one in a single step,
+//! bumping the key's `version`: concurrent changes are serialized by Redis, so a rotate
+//! racing another rotate or a revoke can never leave a second live secret behind, and a
+//! revoke is final. Every change publishes the affected hashes on `sluice:keys`, so every
+//! instance drops its cache entries at once; the instance making the change drops its own
+//! before it answers, so the change holds for its very next request.
 
 use super::cache::KeyCache;
 use super::{generate_id, generate_key, hash_key, KeyRecord, KeyStatus};
@@ -42,6 +46,9 @@ pub enum StoreError {
     /// A revoked key cannot change.
     #[error("key {0} is revoked; revocation is final")]
     Revoked(String),
+    /// The stored record is not one sluice wrote.
+    #[error("key {0}: the stored record is unreadable")]
+    Corrupt(String),
 }
 
 /// Changes requested by `PATCH /admin/keys/{id}`.
@@ -61,6 +68,18 @@ pub struct KeyStore {
     conn: Arc<RedisConn>,
     /// This instance's cache of lookups.
     local: Arc<KeyCache>,
+    change: Arc<redis::Script>,
+}
+
+/// What the change script did.
+enum Changed {
+    Ok {
+        old_hash: String,
+        new_hash: String,
+        record: KeyRecord,
+    },
+    Missing,
+    Revoked,
 }
 
 fn record_from(id: String, fields: &HashMap<String, String>) -> Option<KeyRecord> {
@@ -76,7 +95,79 @@ fn record_from(id: String, fields: &HashMap<String, String>) -> Option<KeyRecord
 impl KeyStore {
     /// Keys stored through `conn`; changes drop their entries from `local` too.
     pub fn new(conn: Arc<RedisConn>, local: Arc<KeyCache>) -> Self {
-        Self { conn, local }
+        Self {
+            conn,
+            local,
+            change: Arc::new(redis::Script::new(include_str!("change.lua"))),
+        }
+    }
+
+    /// Runs the change script for key `id`: a rotate to `new_hash`, or an update of the
+    /// given fields.
+    async fn change(
+        &self,
+        id: &str,
+        new_hash: Option<&str>,
+        changes: &KeyChanges,
+    ) -> Result<Changed, StoreError> {
+        let mut invocation = self.change.key(by_id(id));
+        invocation
+            .arg(if new_hash.is_some() {
+                "rotate"
+            } else {
+                "update"
+            })
+            .arg(new_hash.unwrap_or(""))
+            .arg(changes.name.as_deref().unwrap_or(""))
+            .arg(changes.tier.as_deref().unwrap_or(""))
+            .arg(changes.status.map_or("", KeyStatus::as_str))
+            .arg(id)
+            .arg(by_hash(""))
+            .arg(IDS)
+            .arg(CHANNEL);
+        let reply: Vec<String> = self
+            .conn
+            .call(ADMIN_TIMEOUT, |mut c| async move {
+                invocation.invoke_async(&mut c).await
+            })
+            .await?;
+        let changed = match reply.as_slice() {
+            [ok, old_hash, new_hash, name, tier, status, created_at, _version] if ok == "ok" => {
+                let Some(status) = KeyStatus::parse(status) else {
+                    return Err(StoreError::Corrupt(id.to_string()));
+                };
+                Changed::Ok {
+                    old_hash: old_hash.clone(),
+                    new_hash: new_hash.clone(),
+                    record: KeyRecord {
+                        id: id.to_string(),
+                        name: name.clone(),
+                        tier: tier.clone(),
+                        status,
+                        created_at: created_at.clone(),
+                    },
+                }
+            }
+            [revoked] if revoked == "revoked" => Changed::Revoked,
+            _ => Changed::Missing,
+        };
+        if let Changed::Ok {
+            old_hash, new_hash, ..
+        } = &changed
+        {
+            self.forget_locally(&[old_hash, new_hash]);
+        }
+        Ok(changed)
+    }
+
+    /// Drops this instance's cache entries for `hashes` (hex).
+    fn forget_locally(&self, hashes: &[&str]) {
+        for hex_hash in hashes {
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(hex_hash, &mut hash).is_ok() {
+                self.local.invalidate(&hash);
+            }
+        }
     }
 
     /// The record for a presented key's hash (request path: `timeout` is the route's).
@@ -129,17 +220,10 @@ impl KeyStore {
         Ok(records)
     }
 
-    async fn write(
-        &self,
-        record: &KeyRecord,
-        hash_hex: &str,
-        old_hash: Option<&str>,
-    ) -> Result<(), RedisError> {
+    /// Stores a new key (a fresh id: nothing else can be changing it).
+    async fn write_new(&self, record: &KeyRecord, hash_hex: &str) -> Result<(), RedisError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        if let Some(old) = old_hash {
-            pipe.del(by_hash(old)).ignore();
-        }
         pipe.hset_multiple(
             by_hash(hash_hex),
             &[
@@ -148,6 +232,7 @@ impl KeyStore {
                 ("tier", &record.tier),
                 ("status", record.status.as_str()),
                 ("created_at", &record.created_at),
+                ("version", "1"),
             ],
         )
         .ignore();
@@ -159,25 +244,19 @@ impl KeyStore {
                 ("tier", &record.tier),
                 ("status", record.status.as_str()),
                 ("created_at", &record.created_at),
+                ("version", "1"),
             ],
         )
         .ignore();
         pipe.sadd(IDS, &record.id).ignore();
-        pipe.publish(CHANNEL, old_hash.unwrap_or(hash_hex)).ignore();
-        if old_hash.is_some() {
-            pipe.publish(CHANNEL, hash_hex).ignore();
-        }
+        // A negative cache entry for this hash (someone guessed it) must go.
+        pipe.publish(CHANNEL, hash_hex).ignore();
         self.conn
             .call(ADMIN_TIMEOUT, |mut c| async move {
                 pipe.query_async::<()>(&mut c).await
             })
             .await?;
-        for hex_hash in std::iter::once(hash_hex).chain(old_hash) {
-            let mut hash = [0u8; 32];
-            if hex::decode_to_slice(hex_hash, &mut hash).is_ok() {
-                self.local.invalidate(&hash);
-            }
-        }
+        self.forget_locally(&[hash_hex]);
         Ok(())
     }
 
@@ -191,7 +270,7 @@ impl KeyStore {
             status: KeyStatus::Active,
             created_at: chrono_now(),
         };
-        self.write(&record, &hex::encode(hash_key(&plaintext)), None)
+        self.write_new(&record, &hex::encode(hash_key(&plaintext)))
             .await?;
         Ok((record, plaintext))
     }
@@ -202,43 +281,22 @@ impl KeyStore {
         id: &str,
         changes: KeyChanges,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let fields = self.fields_by_id(id).await?;
-        let (Some(mut record), Some(hash)) =
-            (record_from(id.to_string(), &fields), fields.get("hash"))
-        else {
-            return Ok(None);
-        };
-        if record.status == KeyStatus::Revoked {
-            return Err(StoreError::Revoked(id.to_string()));
+        match self.change(id, None, &changes).await? {
+            Changed::Ok { record, .. } => Ok(Some(record)),
+            Changed::Missing => Ok(None),
+            Changed::Revoked => Err(StoreError::Revoked(id.to_string())),
         }
-        if let Some(name) = changes.name {
-            record.name = name;
-        }
-        if let Some(tier) = changes.tier {
-            record.tier = tier;
-        }
-        if let Some(status) = changes.status {
-            record.status = status;
-        }
-        self.write(&record, hash, None).await?;
-        Ok(Some(record))
     }
 
     /// A new secret for the key; the old one stops working at once.
     pub async fn rotate(&self, id: &str) -> Result<Option<(KeyRecord, String)>, StoreError> {
-        let fields = self.fields_by_id(id).await?;
-        let (Some(record), Some(old_hash)) =
-            (record_from(id.to_string(), &fields), fields.get("hash"))
-        else {
-            return Ok(None);
-        };
-        if record.status == KeyStatus::Revoked {
-            return Err(StoreError::Revoked(id.to_string()));
-        }
         let plaintext = generate_key()?;
-        self.write(&record, &hex::encode(hash_key(&plaintext)), Some(old_hash))
-            .await?;
-        Ok(Some((record, plaintext)))
+        let hash = hex::encode(hash_key(&plaintext));
+        match self.change(id, Some(&hash), &KeyChanges::default()).await? {
+            Changed::Ok { record, .. } => Ok(Some((record, plaintext))),
+            Changed::Missing => Ok(None),
+            Changed::Revoked => Err(StoreError::Revoked(id.to_string())),
+        }
     }
 }
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# A/B of two sluice binaries on the same config, in one run: is a change faster or slower
+# on the request path? Both binaries run side by side (same upstreams: two nginx `return
+# 200` ports; same throwaway Redis), and each round drives the plain route and the keyed
+# route (API key + Redis token bucket) of each, in alternating order. Prints and writes
+# the medians of req/s and of the sluice process's CPU µs per request.
+#   bench/ab.sh OLD_BINARY NEW_BINARY          (ROUNDS=6 DURATION=8 CONNECTIONS=32)
+# Needs nginx, wrk and redis-server (scripts/install-deps.sh with SLUICE_BENCH_DEPS=1).
+# Everything listens on 127.0.0.1 and is stopped on exit, by PID.
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$ROOT"
+
+A_BIN="${1:?usage: bench/ab.sh OLD_BINARY NEW_BINARY}"
+B_BIN="${2:?usage: bench/ab.sh OLD_BINARY NEW_BINARY}"
+ROUNDS="${ROUNDS:-6}"
+DURATION="${DURATION:-8}"
+CONNECTIONS="${CONNECTIONS:-32}"
+SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+DIR="$(mktemp -d /tmp/sluice-ab.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  [ -f "$DIR/nginx/nginx.pid" ] && nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/" -s quit 2>/dev/null || true
+  [ -n "${REDIS_P:-}" ] && redis-cli -p "$REDIS_P" shutdown nosave >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# Upstreams: nginx answering a small JSON body on two ports.
+UP1=$(free_port); UP2=$(free_port)
+mkdir -p "$DIR/nginx/tmp"
+cat >"$DIR/nginx/nginx.conf" <<EOF
+worker_processes 1;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/nginx/tmp/body; proxy_temp_path $DIR/nginx/tmp/proxy;
+  fastcgi_temp_path $DIR/nginx/tmp/fastcgi; uwsgi_temp_path $DIR/nginx/tmp/uwsgi;
+  scgi_temp_path $DIR/nginx/tmp/scgi;
+  server { listen 127.0.0.1:$UP1; listen 127.0.0.1:$UP2; keepalive_requests 100000;
+    location / { default_type application/json; return 200 '{"ok":true}'; } }
+}
+EOF
+nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/"
+
+REDIS_P=$(free_port)
+redis-server --daemonize yes --port "$REDIS_P" --bind 127.0.0.1 --dir "$DIR" --save '' \
+  --appendonly no --pidfile "$DIR/redis.pid" >/dev/null
+wait_port redis "$REDIS_P" 10
+
+TOKEN="ab-bench-admin-token"
+TOKEN_SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+start_sluice() { # name binary -> sets PORT_<name>, ADMIN_<name>, PID_<name>
+  local name="$1" bin="$2" port admin
+  port=$(free_port); admin=$(free_port)
+  cat >"$DIR/$name.yaml" <<EOF
+server: { listen: "127.0.0.1:$port", admin_listen: "127.0.0.1:$admin", threads: 2, grace_period_s: 1 }
+redis: { url: "redis://127.0.0.1:$REDIS_P", timeout_ms: 50 }
+admin: { token_sha256: "$TOKEN_SHA" }
+tiers:
+  internal: { rate_per_s: 1000000, burst: 1000000 }
+upstreams:
+  up:
+    peers: ["127.0.0.1:$UP1", "127.0.0.1:$UP2"]
+    health_check: { path: /health, interval_ms: 1000, timeout_ms: 300, healthy_after: 1, unhealthy_after: 2 }
+routes:
+  - { name: plain, path_prefix: /plain, upstream: up }
+  - { name: api, path_prefix: /api/, strip_prefix: true, upstream: up, auth: api_key }
+EOF
+  "$bin" --config "$DIR/$name.yaml" --pid-file "$DIR/$name.pid" --upgrade-sock "$DIR/$name.sock" \
+    >"$DIR/$name.log" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_$name" '%s' "$!"
+  printf -v "PORT_$name" '%s' "$port"
+  printf -v "ADMIN_$name" '%s' "$admin"
+  wait_port "sluice-$name" "$port" 30
+}
+start_sluice old "$A_BIN"
+start_sluice new "$B_BIN"
+
+# One key in the shared Redis serves both instances.
+KEY=""
+for _ in $(seq 1 50); do
+  KEY=$(curl -fsS -X POST "http://127.0.0.1:$ADMIN_old/admin/keys" -H "Authorization: Bearer $TOKEN" \
+    -H 'content-type: application/json' -d '{"name":"ab","tier":"internal"}' 2>/dev/null | jq -r .key) && [ -n "$KEY" ] && break
+  sleep 0.2
+done
+[ -n "$KEY" ] || { echo "could not create a key" >&2; exit 1; }
+
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A RPS CPU
+run_one() { # label pid url [header]
+  local label="$1" pid="$2" url="$3" before after out reqs rps cpu
+  local -a extra=()
+  [ -n "${4:-}" ] && extra=(-H "$4")
+  before=$(ticks "$pid")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${extra[@]}" "$url")
+  after=$(ticks "$pid")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  cpu=$(awk -v t="$((after - before))" -v u="$TICK_US" -v r="$reqs" 'BEGIN { printf "%.1f", t * u / r }')
+  RPS[$label]+="$rps "; CPU[$label]+="$cpu "
+  printf '  %-10s %10s req/s  cpu/req %6s us\n' "$label" "$rps" "$cpu"
+}
+median() { tr ' ' '\n' <<<"$1" | awk '$1 != ""' | sort -g | awk '{a[NR]=$1} END { print a[int((NR + 1) / 2)] }'; }
+
+for name in old new; do
+  port="PORT_$name"
+  wrk -t1 -c8 -d2s "http://127.0.0.1:${!port}/plain/x" >/dev/null
+  wrk -t1 -c8 -d2s -H "X-API-Key: $KEY" "http://127.0.0.1:${!port}/api/x" >/dev/null
+done
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round/$ROUNDS (wrk -t1 -c$CONNECTIONS -d${DURATION}s)"
+  order="old new"; [ $((round % 2)) -eq 0 ] && order="new old"
+  for kind in plain keyed; do
+    for name in $order; do
+      port="PORT_$name"; pid="PID_$name"
+      if [ "$kind" = plain ]; then
+        run_one "$name-plain" "${!pid}" "http://127.0.0.1:${!port}/plain/x"
+      else
+        run_one "$name-keyed" "${!pid}" "http://127.0.0.1:${!port}/api/x" "X-API-Key: $KEY"
+      fi
+    done
+  done
+done
+
+row() { printf '| %s | %s | %s |\n' "$1" "$(median "${RPS[$2]}")" "$(median "${CPU[$2]}")"; }
+ratio() { awk -v a="$(median "${CPU[$1]}")" -v b="$(median "${CPU[$2]}")" 'BEGIN { printf "%.2f", a / b }'; }
+TABLE="| binary, route | req/s | sluice CPU µs/req |
+|---|---|---|
+$(row "old, plain" old-plain)
+$(row "new, plain" new-plain)
+$(row "old, keyed (API key + Redis bucket)" old-keyed)
+$(row "new, keyed (API key + Redis bucket)" new-keyed)
+
+CPU per request new/old: plain **$(ratio new-plain old-plain)**, keyed **$(ratio new-keyed old-keyed)**"
+echo; echo "$TABLE"
+mkdir -p bench/results
+{
+  echo "## Two binaries, one run: $(basename "$A_BIN") (old) vs $(basename "$B_BIN") (new) — $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS bench/ab.sh OLD NEW\` (nginx \`return 200\`"
+  echo "upstreams, one throwaway Redis, no Kafka; the two binaries alternate within each round; medians)."
+  echo
+  echo "$TABLE"
+} >bench/results/15-ab.md
+bench/compose.sh
