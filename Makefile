@@ -16,6 +16,9 @@ test:          ## install server binaries if missing, run every test
 lint:          ## formatting and clippy, as CI runs them
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	python3 scripts/import-cycles.py proxy/src
+	@big=$$(git ls-files '*.rs' | xargs wc -l | awk '$$2 != "total" && $$1 > 600 {print $$2 " (" $$1 " lines)"}'); \
+	  if [ -n "$$big" ]; then echo "files over 600 lines: $$big"; exit 1; else echo "no Rust file over 600 lines"; fi
 
 bench:         ## direct vs sluice vs nginx on GET /todos; writes bench/RESULTS.md
 	@bench/run.sh

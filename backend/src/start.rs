@@ -1,8 +1,10 @@
 //! Start-up shared by the services' binaries (todo, payments, processor, testupstream,
 //! analytics): logging, the database (connected with retry, since a service may start
 //! alongside it, then migrated), and serving an app on a bound listener until SIGTERM or
-//! Ctrl-C, letting requests in flight finish.
+//! Ctrl-C, letting requests in flight finish. A handler that panics answers 500 and the
+//! service goes on serving (see [`catch_panics`]).
 
+use axum::response::IntoResponse;
 use axum::Router;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::PgPool;
@@ -90,8 +92,55 @@ pub async fn serve_until(
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     tracing::info!(%addr, "{name} listening");
-    axum::serve(listener, app)
+    axum::serve(listener, catch_panics(app))
         .with_graceful_shutdown(stop)
         .await
         .map_err(StartError::Serve)
+}
+
+/// `app` with tower-http's `CatchPanicLayer`: a handler that panics answers 500 with the
+/// usual JSON error (the panic message goes to the log, not the client) and the process
+/// keeps serving.
+pub fn catch_panics(app: Router) -> Router {
+    app.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        panic_answer,
+    ))
+}
+
+fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    tracing::error!(panic = %what, "a request handler panicked; answered 500");
+    let body = serde_json::json!({"error": "internal", "message": "internal error"});
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_next_request_is_served() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = catch_panics(
+            Router::new()
+                .route("/boom", get(boom))
+                .route("/ok", get(|| async { "ok" })),
+        );
+        let (status, body) = crate::test_support::call(&app, "GET", "/boom", &[], "").await;
+        assert_eq!(status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(String::from_utf8_lossy(&body).contains("internal"));
+        let (status, _) = crate::test_support::call(&app, "GET", "/ok", &[], "").await;
+        assert_eq!(status, axum::http::StatusCode::OK);
+    }
 }

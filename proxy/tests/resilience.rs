@@ -178,3 +178,35 @@ fn the_retry_budget_caps_retries_and_posts_are_never_retried() {
     );
     assert!(posts_to_b >= 1);
 }
+
+/// Hardening #8: a PUT whose body is larger than Pingora's retry buffer (64 KiB) cannot
+/// be sent again, so a 503 on it must reach the client as it is. Before, it was retried
+/// on the other peer without its body, which then waited for a body that never came:
+/// the client got 504 (or 502) after the read timeout instead of the upstream's 503.
+#[test]
+fn a_body_too_large_to_resend_is_not_retried_on_status() {
+    let (a, b) = (FakeUpstream::start("a"), FakeUpstream::start("b"));
+    let s = Sluice::start(&config(
+        &a,
+        &b,
+        "{ failure_rate: 1.0, min_requests: 1000, window_ms: 10000, consecutive_failures: 0, open_ms: 1000, half_open_probes: 1 }",
+        "{ percent: 100, min_per_s: 100 }",
+    ));
+    a.set_data_status(503);
+    b.set_data_status(503);
+    let body = "x".repeat(100 * 1024);
+    let r = http::request(
+        s.proxy,
+        "PUT",
+        "/big",
+        &[("Content-Type", "text/plain")],
+        Some(&body),
+    )
+    .expect("PUT");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(a.hits() + b.hits(), 1, "sent once, not retried");
+    // A small PUT is still retried (and here fails on both peers).
+    let r = http::request(s.proxy, "PUT", "/small", &[], Some("y")).expect("PUT");
+    assert_eq!(r.status, 503);
+    assert_eq!(a.hits() + b.hits(), 3, "the small PUT went to both peers");
+}

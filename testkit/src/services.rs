@@ -27,6 +27,11 @@ impl Sluice {
     /// Starts sluice with `yaml`, in which `{listen}` and `{admin}` are replaced by free
     /// loopback addresses; waits until the admin `/health` answers.
     pub fn start(yaml: &str) -> Self {
+        Self::start_with_env(yaml, &[])
+    }
+
+    /// [`Self::start`] with extra environment variables for the process.
+    pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sluice-")
             .tempdir()
@@ -45,7 +50,8 @@ impl Sluice {
             .arg(dir.path().join("upgrade.sock"))
             .arg("--pid-file")
             .arg(dir.path().join("sluice.pid"))
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied());
         let process = Process::spawn("sluice", cmd, &dir.path().join("sluice.log"));
         let s = Self {
             process,

@@ -51,6 +51,16 @@ pub fn app(state: AdminState) -> Router {
         .route("/metrics", get(prometheus))
         .merge(admin)
         .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("an admin handler panicked; answered 500");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            },
+        ))
         .with_state(state)
 }
 

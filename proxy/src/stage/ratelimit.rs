@@ -6,7 +6,7 @@
 
 use crate::config::RateLimitMode;
 use crate::ctx::RequestCtx;
-use crate::limiter::{RateLimiter, RateOutcome};
+use crate::limiter::{RateLimiter, RateOutcome, RateState};
 use crate::redis_conn::RedisConn;
 use crate::respond::{code, Refusal};
 use crate::stage::{RequestStage, Step};
@@ -44,21 +44,19 @@ fn subject(session: &Session, ctx: &RequestCtx) -> Option<(String, String)> {
     }
 }
 
-/// The answer for a verdict that is not a pass.
-fn refusal(tier_name: &str, outcome: RateOutcome) -> Option<Refusal> {
+/// A pass (with the bucket's state for the response headers), or the answer to send.
+fn verdict(tier_name: &str, outcome: RateOutcome) -> Result<RateState, Refusal> {
     match outcome {
-        RateOutcome::Allowed(_) => None,
-        RateOutcome::Limited(state, retry_after) => Some(
-            Refusal::new(
-                429,
-                code::RATE_LIMITED,
-                format!("rate limit of tier {tier_name} exceeded; retry in {retry_after} s"),
-            )
-            .with_header("retry-after", retry_after.to_string())
-            .with_header("ratelimit-policy", state.policy_header())
-            .with_header("ratelimit", state.limit_header()),
-        ),
-        RateOutcome::Unavailable => Some(Refusal::new(
+        RateOutcome::Allowed(state) => Ok(state),
+        RateOutcome::Limited(state, retry_after) => Err(Refusal::new(
+            429,
+            code::RATE_LIMITED,
+            format!("rate limit of tier {tier_name} exceeded; retry in {retry_after} s"),
+        )
+        .with_header("retry-after", retry_after.to_string())
+        .with_header("ratelimit-policy", state.policy_header())
+        .with_header("ratelimit", state.limit_header())),
+        RateOutcome::Unavailable => Err(Refusal::new(
             503,
             "ratelimit_unavailable",
             "the rate limiter is unavailable; try again shortly",
@@ -92,12 +90,12 @@ impl RequestStage for RateLimitStage {
             .await;
         ctx.limiter = Some(mode);
         ctx.timings.push(("ratelimit", started.elapsed()));
-        if let RateOutcome::Allowed(state) = &outcome {
-            ctx.rate = Some(state.clone());
-        }
-        Ok(match refusal(&tier_name, outcome) {
-            Some(refusal) => Step::Respond(refusal),
-            None => Step::Continue,
+        Ok(match verdict(&tier_name, outcome) {
+            Ok(state) => {
+                ctx.rate = Some(state);
+                Step::Continue
+            }
+            Err(refusal) => Step::Respond(refusal),
         })
     }
 }
@@ -105,7 +103,6 @@ impl RequestStage for RateLimitStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limiter::RateState;
 
     fn state() -> RateState {
         RateState {
@@ -119,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_limited_request_gets_429_with_retry_after_and_the_draft_headers() {
-        let r = refusal("free", RateOutcome::Limited(state(), 3)).expect("refused");
+        let r = verdict("free", RateOutcome::Limited(state(), 3)).expect_err("refused");
         assert_eq!(r.status, 429);
         assert!(r.is_rate_limited());
         let names: Vec<&str> = r.headers.iter().map(|(n, _)| *n).collect();
@@ -129,8 +126,8 @@ mod tests {
 
     #[test]
     fn an_unavailable_limiter_is_503_and_a_pass_is_no_refusal() {
-        let r = refusal("free", RateOutcome::Unavailable).expect("refused");
+        let r = verdict("free", RateOutcome::Unavailable).expect_err("refused");
         assert_eq!((r.status, r.code), (503, "ratelimit_unavailable"));
-        assert!(refusal("free", RateOutcome::Allowed(state())).is_none());
+        assert!(verdict("free", RateOutcome::Allowed(state())).is_ok());
     }
 }

@@ -20,9 +20,22 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
         .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
 }
 
+/// Debug builds only: a request to the path in `SLUICE_DEBUG_PANIC_PATH` panics in this
+/// stage, so a test can watch what a panic on the request path does to the process.
+#[cfg(debug_assertions)]
+fn debug_panic(path: &str) {
+    static PATH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let wanted = PATH.get_or_init(|| std::env::var("SLUICE_DEBUG_PANIC_PATH").ok());
+    if wanted.as_deref() == Some(path) {
+        panic!("SLUICE_DEBUG_PANIC_PATH {path} requested");
+    }
+}
+
 impl RequestStage for RouteStage {
     async fn run(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Step> {
         let req = session.req_header();
+        #[cfg(debug_assertions)]
+        debug_panic(req.uri.path());
         match ctx.snapshot.router.find(request_host(req), req.uri.path()) {
             Some(found) => {
                 ctx.route = Some(found.clone());
