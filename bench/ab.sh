@@ -2,8 +2,11 @@
 # A/B of two sluice binaries on the same config, in one run: is a change faster or slower
 # on the request path? Both binaries run side by side (same upstreams: two nginx `return
 # 200` ports; same throwaway Redis), and each round drives the plain route and the keyed
-# route (API key + Redis token bucket) of each, in alternating order. Prints and writes
-# the medians of req/s and of the sluice process's CPU µs per request.
+# route (API key + Redis token bucket) of each, in alternating order. Half-way both are
+# restarted in the other start order: the process started second measured up to ~8%
+# slower on this machine whatever binary it ran, so each binary gets each slot for half
+# the rounds. Prints and writes the medians of req/s and of each process's CPU µs per
+# request.
 #   bench/ab.sh OLD_BINARY NEW_BINARY          (ROUNDS=6 DURATION=8 CONNECTIONS=32)
 # Needs nginx, wrk and redis-server (scripts/install-deps.sh with SLUICE_BENCH_DEPS=1).
 # Everything listens on 127.0.0.1 and is stopped on exit, by PID.
@@ -24,6 +27,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
   [ -f "$DIR/nginx/nginx.pid" ] && nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/" -s quit 2>/dev/null || true
   [ -n "${REDIS_P:-}" ] && redis-cli -p "$REDIS_P" shutdown nosave >/dev/null 2>&1 || true
+  rm -rf "$DIR"
 }
 trap cleanup EXIT
 
@@ -53,6 +57,11 @@ wait_port redis "$REDIS_P" 10
 
 TOKEN="ab-bench-admin-token"
 TOKEN_SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+stop_sluice() { # name
+  local pid="PID_$1"
+  kill -INT "${!pid}" 2>/dev/null || true
+  wait "${!pid}" 2>/dev/null || true
+}
 start_sluice() { # name binary -> sets PORT_<name>, ADMIN_<name>, PID_<name>
   local name="$1" bin="$2" port admin
   port=$(free_port); admin=$(free_port)
@@ -108,12 +117,23 @@ run_one() { # label pid url [header]
 }
 median() { tr ' ' '\n' <<<"$1" | awk '$1 != ""' | sort -g | awk '{a[NR]=$1} END { print a[int((NR + 1) / 2)] }'; }
 
-for name in old new; do
-  port="PORT_$name"
-  wrk -t1 -c8 -d2s "http://127.0.0.1:${!port}/plain/x" >/dev/null
-  wrk -t1 -c8 -d2s -H "X-API-Key: $KEY" "http://127.0.0.1:${!port}/api/x" >/dev/null
-done
+warm_up() {
+  for name in old new; do
+    port="PORT_$name"
+    wrk -t1 -c8 -d2s "http://127.0.0.1:${!port}/plain/x" >/dev/null
+    wrk -t1 -c8 -d2s -H "X-API-Key: $KEY" "http://127.0.0.1:${!port}/api/x" >/dev/null
+  done
+}
+warm_up
+HALF=$(((ROUNDS + 1) / 2))
 for round in $(seq 1 "$ROUNDS"); do
+  if [ "$round" -eq $((HALF + 1)) ]; then
+    echo "== restarting both, new first"
+    stop_sluice old; stop_sluice new
+    start_sluice new "$B_BIN"
+    start_sluice old "$A_BIN"
+    warm_up
+  fi
   echo "== round $round/$ROUNDS (wrk -t1 -c$CONNECTIONS -d${DURATION}s)"
   order="old new"; [ $((round % 2)) -eq 0 ] && order="new old"
   for kind in plain keyed; do
@@ -144,7 +164,8 @@ mkdir -p bench/results
   echo "## Two binaries, one run: $(basename "$A_BIN") (old) vs $(basename "$B_BIN") (new) — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS bench/ab.sh OLD NEW\` (nginx \`return 200\`"
-  echo "upstreams, one throwaway Redis, no Kafka; the two binaries alternate within each round; medians)."
+  echo "upstreams, one throwaway Redis, no Kafka; the two binaries alternate within each round and swap"
+  echo "start order half-way; medians)."
   echo
   echo "$TABLE"
 } >bench/results/15-ab.md

@@ -2,8 +2,10 @@
 //!
 //! On SIGTERM Pingora stops accepting and then sleeps the whole grace period before it
 //! exits, even when nothing is in flight. [`DrainService`] counts requests in flight and
-//! exits the process (status 0) the moment the count reaches zero after shutdown began —
-//! or lets Pingora's grace period run out first, whichever comes sooner.
+//! exits the process (status 0) the moment the count reaches zero after shutdown began
+//! and every [`ExitHold`] is released (the Kafka producer holds one until the events of
+//! the last requests are flushed) — or lets Pingora's grace period run out first,
+//! whichever comes sooner.
 
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
@@ -13,6 +15,30 @@ use std::time::Duration;
 use tracing::info;
 
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static EXIT_HOLDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Longest the drain waits for holders after the last request, so a stuck flush cannot
+/// keep the process alive.
+const HOLD_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Keeps the process from exiting on drain while alive: for work that must finish after
+/// the last request (flushing its events).
+#[derive(Debug)]
+pub struct ExitHold(());
+
+impl ExitHold {
+    /// Holds the exit until dropped.
+    pub fn take() -> Self {
+        EXIT_HOLDS.fetch_add(1, Ordering::AcqRel);
+        Self(())
+    }
+}
+
+impl Drop for ExitHold {
+    fn drop(&mut self) {
+        EXIT_HOLDS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Held by each request context; counts the request as in flight while alive.
 #[derive(Debug)]
@@ -49,6 +75,10 @@ impl BackgroundService for DrainService {
         // Requests already read but not yet counted get a moment to register.
         tokio::time::sleep(Duration::from_millis(100)).await;
         while InFlight::count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let waiting = std::time::Instant::now();
+        while EXIT_HOLDS.load(Ordering::Acquire) > 0 && waiting.elapsed() < HOLD_PATIENCE {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         info!("graceful shutdown: no request in flight; exiting");

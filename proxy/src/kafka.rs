@@ -10,7 +10,9 @@
 //! (with `kafka.spill_dir`) in a bounded file ([`crate::spill`]), and are delivered in
 //! order when it returns; only when all are full are events dropped, counted in
 //! `sluice_kafka_events_total{result="dropped"}` and logged once per episode.
-//! Shutdown flushes what is queued.
+//! On shutdown the producer keeps taking events until the last request in flight has
+//! logged its own, then flushes, holding the process's exit ([`crate::drain::ExitHold`])
+//! until it is done.
 
 use crate::config::KafkaConfig;
 use crate::metrics::metrics;
@@ -208,6 +210,27 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
+impl KafkaService {
+    /// Produces whatever the channel holds now, without waiting for more.
+    async fn hand_over_queued(
+        &self,
+        producer: &ThreadedProducer<Deliveries>,
+        encoder: &mut BatchEncoder,
+        rx: &mut mpsc::Receiver<RequestEvent>,
+    ) {
+        let mut rest = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            rest.push(event);
+        }
+        if let Err((_, lost)) = self.produce(producer, encoder, &rest).await {
+            metrics()
+                .kafka_events
+                .with_label_values(&["dropped"])
+                .inc_by(u64::try_from(lost).unwrap_or(0));
+        }
+    }
+}
+
 /// Background service moving events from the sink into Kafka.
 pub struct KafkaService {
     sink: Arc<EventSink>,
@@ -299,6 +322,8 @@ impl BackgroundService for KafkaService {
         let Some(mut rx) = self.sink.take_receiver() else {
             return;
         };
+        // Taken before anything can fail: the drain must not exit past unsent events.
+        let _hold = crate::drain::ExitHold::take();
         let producer: ThreadedProducer<Deliveries> =
             match producer_config(&self.cfg).create_with_context(Deliveries) {
                 Ok(p) => p,
@@ -353,18 +378,17 @@ impl BackgroundService for KafkaService {
             let depth = rx.len() as i64 + i64::from(producer.in_flight_count());
             metrics().kafka_queue_depth.set(depth);
         }
-        // Shutdown: hand over what the channel still holds, then flush.
+        // Shutdown: requests still in flight log their events after this point; take
+        // them until the last has finished (the drain waits for the same count), then
+        // close the channel, hand over the rest and flush.
+        while crate::drain::InFlight::count() > 0 {
+            tokio::time::sleep(GATHER).await;
+            self.hand_over_queued(&producer, &mut encoder, &mut rx)
+                .await;
+        }
         rx.close();
-        let mut rest = Vec::new();
-        while let Ok(event) = rx.try_recv() {
-            rest.push(event);
-        }
-        if let Err((_, lost)) = self.produce(&producer, &mut encoder, &rest).await {
-            metrics()
-                .kafka_events
-                .with_label_values(&["dropped"])
-                .inc_by(u64::try_from(lost).unwrap_or(0));
-        }
+        self.hand_over_queued(&producer, &mut encoder, &mut rx)
+            .await;
         if let Err(e) = producer.flush(FLUSH_TIMEOUT) {
             warn!(error = %e, left = producer.in_flight_count(), "kafka flush on shutdown incomplete");
         }

@@ -262,3 +262,37 @@ async fn with_a_spill_dir_an_outage_longer_than_the_queue_loses_nothing_and_keep
     let left = std::fs::metadata(spill.path().join("events.ndjson")).map_or(0, |m| m.len());
     assert_eq!(left, 0, "the spill file is emptied once drained");
 }
+
+/// Hardening #5: requests that finish during a graceful stop still get their events to
+/// the broker. Before, the producer loop ended when the grace period began, so the events
+/// of the requests still in flight then were never sent (0 of 20 arrived).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_requests_that_finish_during_a_graceful_stop_are_delivered() {
+    let cluster = cluster();
+    let up = FakeUpstream::start("up");
+    let yaml = config(&cluster.bootstrap_servers(), &up, 10_000)
+        .replace("grace_period_s: 1", "grace_period_s: 10");
+    let mut s = Sluice::start(&yaml);
+    let proxy = s.proxy;
+    // The fake answers paths with /slow after one second.
+    let slow: Vec<_> = (0..20)
+        .map(|i| std::thread::spawn(move || http::get(proxy, &format!("/app/slow/{i}"))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.process.signal(sluice_testkit::process::signal::TERM);
+    for t in slow {
+        let r = t
+            .join()
+            .expect("client thread")
+            .expect("answered during the stop");
+        assert_eq!(r.status, 200);
+    }
+    let exit = s.process.wait_exit(Duration::from_secs(15));
+    assert!(exit.is_some_and(|e| e.success()), "{exit:?}");
+    let events = consume(&cluster.bootstrap_servers(), 20, Duration::from_secs(20)).await;
+    let slow_events = events.iter().filter(|e| e.path.contains("/slow/")).count();
+    assert_eq!(
+        slow_events, 20,
+        "every request answered during the stop has its event"
+    );
+}

@@ -289,3 +289,31 @@ fn a_revoked_key_stays_revoked_after_concurrent_rotates() {
         "orphan key records: {leftovers}"
     );
 }
+
+/// Hardening #6: a flood of random keys from one address is cut off with 429 before it
+/// costs Redis a lookup per key, and it cannot push a working key out of the cache: when
+/// Redis goes away afterwards, the key that worked still works.
+#[test]
+fn a_flood_of_random_keys_is_limited_and_leaves_good_keys_cached() {
+    let (mut redis, up) = (Redis::start(), FakeUpstream::start("up"));
+    let s = Sluice::start(&keyed_config(&redis.url(), &up.addr.to_string(), "local"));
+    let (_, good) = create_key(&s, "free");
+    assert_eq!(call(&s, "/api/x", &good).status, 200);
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..120 {
+        let r = call(&s, "/api/x", &format!("sk_flood_{i:04}_0123456789abcdef"));
+        *statuses.entry(r.status).or_insert(0) += 1;
+        if r.status == 429 {
+            assert!(r.body.contains("too_many_auth_failures"), "{}", r.body);
+            assert!(r.header("retry-after").is_some());
+        }
+    }
+    assert!(
+        statuses.get(&429).copied().unwrap_or(0) >= 50,
+        "the flood was not limited: {statuses:?}"
+    );
+    // The key that works is still answered from this instance's cache, even when Redis
+    // is gone.
+    redis.stop();
+    assert_eq!(call(&s, "/api/x", &good).status, 200);
+}

@@ -2,7 +2,9 @@
 //!
 //! Entries are dropped when any instance changes the key (pub/sub, see `sync`), and
 //! expire anyway after a TTL in case a message was missed. While Redis is down, expired
-//! positive entries keep working: a known key is not locked out by an outage.
+//! positive entries keep working: a known key is not locked out by an outage. Found keys
+//! and "no such key" answers are kept apart, each with its own bound, so a flood of random
+//! keys can only ever push out other unknown keys, never a key that works.
 
 use super::KeyRecord;
 use std::collections::HashMap;
@@ -13,11 +15,11 @@ use std::time::{Duration, Instant};
 const POSITIVE_TTL: Duration = Duration::from_secs(30);
 /// How long "no such key" is remembered (protects Redis from floods of bad keys).
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
-/// Bound on entries; past it the cache starts over (random bad keys cannot grow it).
+/// Bound on each map; past it that map starts over (random bad keys cannot grow it).
 const MAX_ENTRIES: usize = 100_000;
 
 struct Entry {
-    record: Option<Arc<KeyRecord>>,
+    record: Arc<KeyRecord>,
     at: Instant,
 }
 
@@ -35,57 +37,77 @@ pub enum Cached {
 /// The cache.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<[u8; 32], Entry>>,
+    found: RwLock<HashMap<[u8; 32], Entry>>,
+    missing: RwLock<HashMap<[u8; 32], Instant>>,
 }
 
 impl KeyCache {
     /// Looks up `hash`.
     pub fn get(&self, hash: &[u8; 32]) -> Cached {
-        let Ok(entries) = self.entries.read() else {
-            return Cached::Miss;
-        };
-        let Some(entry) = entries.get(hash) else {
-            return Cached::Miss;
-        };
-        let ttl = if entry.record.is_some() {
-            POSITIVE_TTL
-        } else {
-            NEGATIVE_TTL
-        };
-        match (&entry.record, entry.at.elapsed() < ttl) {
-            (record, true) => Cached::Fresh(record.clone()),
-            (Some(record), false) => Cached::Stale(record.clone()),
-            (None, false) => Cached::Miss,
+        let found = self
+            .found
+            .read()
+            .ok()
+            .and_then(|f| f.get(hash).map(|e| (e.record.clone(), e.at)));
+        if let Some((record, at)) = found {
+            return if at.elapsed() < POSITIVE_TTL {
+                Cached::Fresh(Some(record))
+            } else {
+                Cached::Stale(record)
+            };
+        }
+        match self.missing.read().ok().and_then(|m| m.get(hash).copied()) {
+            Some(at) if at.elapsed() < NEGATIVE_TTL => Cached::Fresh(None),
+            _ => Cached::Miss,
         }
     }
 
     /// Remembers the answer for `hash`.
     pub fn put(&self, hash: [u8; 32], record: Option<Arc<KeyRecord>>) {
-        if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+        let at = Instant::now();
+        match record {
+            Some(record) => {
+                if let Ok(mut found) = self.found.write() {
+                    if found.len() >= MAX_ENTRIES && !found.contains_key(&hash) {
+                        found.clear();
+                    }
+                    found.insert(hash, Entry { record, at });
+                }
+                if let Ok(mut missing) = self.missing.write() {
+                    missing.remove(&hash);
+                }
             }
-            entries.insert(
-                hash,
-                Entry {
-                    record,
-                    at: Instant::now(),
-                },
-            );
+            None => {
+                if let Ok(mut missing) = self.missing.write() {
+                    if missing.len() >= MAX_ENTRIES && !missing.contains_key(&hash) {
+                        missing.clear();
+                    }
+                    missing.insert(hash, at);
+                }
+                if let Ok(mut found) = self.found.write() {
+                    found.remove(&hash);
+                }
+            }
         }
     }
 
     /// Forgets `hash` (the key changed somewhere).
     pub fn invalidate(&self, hash: &[u8; 32]) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.remove(hash);
+        if let Ok(mut found) = self.found.write() {
+            found.remove(hash);
+        }
+        if let Ok(mut missing) = self.missing.write() {
+            missing.remove(hash);
         }
     }
 
     /// Forgets everything (after a pub/sub reconnect, messages may have been missed).
     pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.clear();
+        if let Ok(mut found) = self.found.write() {
+            found.clear();
+        }
+        if let Ok(mut missing) = self.missing.write() {
+            missing.clear();
         }
     }
 }
@@ -118,5 +140,19 @@ mod tests {
         assert_eq!(cache.get(&h1), Cached::Miss);
         cache.clear();
         assert_eq!(cache.get(&h2), Cached::Miss);
+    }
+
+    #[test]
+    fn a_flood_of_unknown_keys_never_evicts_a_known_one() {
+        let cache = KeyCache::default();
+        let good = [7u8; 32];
+        cache.put(good, Some(Arc::new(record())));
+        for i in 0..=MAX_ENTRIES as u32 {
+            let mut bad = [0u8; 32];
+            bad[..4].copy_from_slice(&i.to_le_bytes());
+            bad[31] = 1;
+            cache.put(bad, None);
+        }
+        assert_eq!(cache.get(&good), Cached::Fresh(Some(Arc::new(record()))));
     }
 }

@@ -30,6 +30,12 @@ impl LocalBucket {
         }
     }
 
+    /// The tokens there would be at `now`, without taking one.
+    pub fn peek(&self, now: Instant, rate_per_s: f64, burst: f64) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + elapsed * rate_per_s).min(burst)
+    }
+
     /// Refills for the time since the last call, then takes one token if there is one.
     pub fn take(&mut self, now: Instant, rate_per_s: f64, burst: f64) -> Take {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

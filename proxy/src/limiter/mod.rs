@@ -9,6 +9,7 @@
 //! `sluice_ratelimit_decisions_total{tier,decision,mode}`.
 
 pub mod bucket;
+pub mod failures;
 pub mod lease;
 
 use crate::config::{OnRedisError, RateLimitConfig, Tier};

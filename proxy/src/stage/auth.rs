@@ -1,14 +1,16 @@
 //! Auth stage: the route says `auth: api_key` -> the request must carry an active key.
 //!
 //! Missing or unknown key -> 401; disabled or revoked -> 403; the key store unreachable
-//! and the key not cached -> 503 `auth_store_unavailable`. Keys never reach logs or
-//! metrics; only the key id goes on.
+//! and the key not cached -> 503 `auth_store_unavailable`; a client address that keeps
+//! sending unknown keys -> 429 `too_many_auth_failures` before its next lookup (see
+//! `limiter::failures`). Keys never reach logs or metrics; only the key id goes on.
 
 use crate::config::AuthMode;
 use crate::ctx::RequestCtx;
 use crate::keys::cache::{Cached, KeyCache};
 use crate::keys::store::KeyStore;
 use crate::keys::{extract_key, hash_key, KeyHeaderError, KeyStatus, SharedKey};
+use crate::limiter::failures::FailureLimiter;
 use crate::metrics::metrics;
 use crate::respond::Refusal;
 use crate::stage::{RequestStage, Step};
@@ -16,10 +18,15 @@ use pingora_proxy::Session;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Unknown or missing keys one client address may send at once, and per second after.
+const FAILURE_BURST: u32 = 50;
+const FAILURES_PER_S: f64 = 5.0;
+
 /// The auth stage: this instance's key cache, then the key store.
 pub struct AuthStage {
     cache: Arc<KeyCache>,
     store: Option<KeyStore>,
+    failures: FailureLimiter,
 }
 
 impl RequestStage for AuthStage {
@@ -32,9 +39,14 @@ impl RequestStage for AuthStage {
             return Ok(Step::Continue);
         }
         let started = std::time::Instant::now();
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let checked = self
             .check(
                 &session.req_header().headers,
+                client,
                 ctx.snapshot.config.redis_timeout,
             )
             .await;
@@ -57,13 +69,33 @@ fn deny(status: u16, code: &'static str, message: &str) -> Refusal {
 impl AuthStage {
     /// Checks keys against `cache`, then `store`.
     pub fn new(cache: Arc<KeyCache>, store: Option<KeyStore>) -> Self {
-        Self { cache, store }
+        Self {
+            cache,
+            store,
+            failures: FailureLimiter::new(FAILURES_PER_S, FAILURE_BURST),
+        }
     }
 
-    /// The key record for a request, or the refusal to send.
+    /// The key record for a request from `client`, or the refusal to send.
     pub async fn check(
         &self,
         headers: &http::HeaderMap,
+        client: Option<std::net::IpAddr>,
+        timeout: Duration,
+    ) -> Result<SharedKey, Refusal> {
+        let checked = self.check_key(headers, client, timeout).await;
+        if let (Err(refusal), Some(ip)) = (&checked, client) {
+            if refusal.status == 401 {
+                self.failures.failed(ip, tokio::time::Instant::now());
+            }
+        }
+        checked
+    }
+
+    async fn check_key(
+        &self,
+        headers: &http::HeaderMap,
+        client: Option<std::net::IpAddr>,
         timeout: Duration,
     ) -> Result<SharedKey, Refusal> {
         let key = match extract_key(headers) {
@@ -86,7 +118,7 @@ impl AuthStage {
         let hash = hash_key(key);
         let record = match self.cache.get(&hash) {
             Cached::Fresh(record) => record,
-            cached => match self.lookup(&hash, timeout).await {
+            cached => match self.lookup_unless_blocked(&hash, client, timeout).await? {
                 Ok(record) => record,
                 // Redis is away: a key we knew keeps working.
                 Err(()) => match cached {
@@ -111,6 +143,26 @@ impl AuthStage {
             }
             Some(r) => Ok(r),
         }
+    }
+
+    /// The store's answer, unless `client` has failed too often to cost another lookup.
+    async fn lookup_unless_blocked(
+        &self,
+        hash: &[u8; 32],
+        client: Option<std::net::IpAddr>,
+        timeout: Duration,
+    ) -> Result<Result<Option<SharedKey>, ()>, Refusal> {
+        if let Some(wait) =
+            client.and_then(|ip| self.failures.blocked(ip, tokio::time::Instant::now()))
+        {
+            return Err(deny(
+                429,
+                "too_many_auth_failures",
+                "too many requests with missing or unknown API keys from this address",
+            )
+            .with_header("retry-after", wait.to_string()));
+        }
+        Ok(self.lookup(hash, timeout).await)
     }
 
     async fn lookup(&self, hash: &[u8; 32], timeout: Duration) -> Result<Option<SharedKey>, ()> {
