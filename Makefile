@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice/target
 
-.PHONY: up down test lint bench k6-reload k6-payments reload upgrade check-config
+.PHONY: up down test lint bench bench-ab k6-reload k6-payments reload upgrade check-config
 
 up:            ## install what is missing, build, start the whole stack
 	@scripts/up.sh
@@ -22,6 +22,9 @@ lint:          ## formatting and clippy, as CI runs them
 
 bench:         ## direct vs sluice vs nginx on GET /todos; writes bench/RESULTS.md
 	@bench/run.sh
+
+bench-ab:      ## two sluice binaries side by side: make bench-ab OLD=/tmp/sluice-old NEW=path/to/sluice
+	@bench/ab.sh $(OLD) $(or $(NEW),$(CARGO_TARGET_DIR)/release/sluice)
 
 k6-reload:     ## k6 load while the config is reloaded every second; appends to bench/RESULTS.md
 	@bench/k6/reload.sh

@@ -54,15 +54,15 @@ impl Default for Counts {
 }
 
 impl Counts {
-    /// Adds another row's values.
+    /// Adds another row's values (saturating: stored sums can be as large as bigint).
     pub fn merge(&mut self, other: &Counts) {
-        self.count += other.count;
-        self.errors += other.errors;
-        self.limited += other.limited;
-        self.hedged += other.hedged;
-        self.retried += other.retried;
-        self.bytes_in += other.bytes_in;
-        self.bytes_out += other.bytes_out;
+        self.count = self.count.saturating_add(other.count);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.limited = self.limited.saturating_add(other.limited);
+        self.hedged = self.hedged.saturating_add(other.hedged);
+        self.retried = self.retried.saturating_add(other.retried);
+        self.bytes_in = self.bytes_in.saturating_add(other.bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
         histogram::merge(&mut self.hist, &other.hist);
     }
 }
@@ -74,18 +74,22 @@ fn clamp(n: u64) -> i64 {
 /// Adds one event to `rows`.
 pub fn add(rows: &mut HashMap<Key, Counts>, e: &RequestEvent) {
     let key = Key {
-        minute_ms: e.ts - e.ts.rem_euclid(60_000),
+        minute_ms: e.ts.saturating_sub(e.ts.rem_euclid(60_000)),
         route: e.route.clone(),
         key_id: e.key_id.clone().unwrap_or_default(),
         status_class: e.status_class(),
     };
+    // Saturating: the sizes come from the wire; a forged one must not wrap (or panic).
     let c = rows.entry(key).or_default();
-    c.count += 1;
-    c.errors += i64::from(e.status >= 500 || e.status == 0);
-    c.limited += i64::from(e.limited);
-    c.hedged += i64::from(e.hedged);
-    c.retried += i64::from(e.retries > 0);
-    c.bytes_in += clamp(e.bytes_in);
-    c.bytes_out += clamp(e.bytes_out);
-    c.hist[histogram::bucket(e.latency_us)] += 1;
+    c.count = c.count.saturating_add(1);
+    c.errors = c
+        .errors
+        .saturating_add(i64::from(e.status >= 500 || e.status == 0));
+    c.limited = c.limited.saturating_add(i64::from(e.limited));
+    c.hedged = c.hedged.saturating_add(i64::from(e.hedged));
+    c.retried = c.retried.saturating_add(i64::from(e.retries > 0));
+    c.bytes_in = c.bytes_in.saturating_add(clamp(e.bytes_in));
+    c.bytes_out = c.bytes_out.saturating_add(clamp(e.bytes_out));
+    let bucket = &mut c.hist[histogram::bucket(e.latency_us)];
+    *bucket = bucket.saturating_add(1);
 }

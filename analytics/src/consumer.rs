@@ -66,24 +66,79 @@ pub async fn run(consumer: StreamConsumer, pool: PgPool, topic: String, progress
         if batch.is_empty() {
             continue;
         }
-        // The database being away must not lose the batch: retry it until it applies.
-        loop {
-            match store::apply_batch(&pool, &topic, &batch).await {
-                Ok(outcome) => {
-                    tracing::debug!(?outcome, "batch applied");
-                    rewind_logs_that_started_over(&consumer, &pool, &topic, &outcome.skipped_below)
-                        .await;
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "applying a batch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
+        apply(&consumer, &pool, &topic, &batch, &progress).await;
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
             tracing::debug!(error = %e, "committing kafka offsets (an optimisation only)");
         }
+    }
+}
+
+/// Applies `batch`. The database being away must not lose it: it is retried until it
+/// applies (and `/health` says so after a while). A batch the database *refuses* (a
+/// data error: a value it cannot hold) is applied one message at a time instead, and the
+/// message it refuses is quarantined in `dead_letters`, so one bad event never blocks its
+/// partition.
+async fn apply(
+    consumer: &StreamConsumer,
+    pool: &PgPool,
+    topic: &str,
+    batch: &[Consumed],
+    progress: &Progress,
+) {
+    loop {
+        match store::apply_batch(pool, topic, batch).await {
+            Ok(outcome) => {
+                progress.set_failing(false);
+                tracing::debug!(?outcome, "batch applied");
+                rewind_logs_that_started_over(consumer, pool, topic, &outcome.skipped_below).await;
+                return;
+            }
+            Err(e) if is_refusal(&e) && batch.len() > 1 => {
+                tracing::warn!(error = %e, "the database refused a batch; applying it message by message");
+                for m in batch {
+                    Box::pin(apply(
+                        consumer,
+                        pool,
+                        topic,
+                        std::slice::from_ref(m),
+                        progress,
+                    ))
+                    .await;
+                }
+                return;
+            }
+            Err(e) if is_refusal(&e) => {
+                let Some(m) = batch.first() else { return };
+                tracing::error!(error = %e, partition = m.partition, offset = m.offset, "the database refused a message; quarantined in dead_letters");
+                match store::quarantine_message(pool, topic, m, &e.to_string()).await {
+                    Ok(()) => {
+                        progress.set_failing(false);
+                        return;
+                    }
+                    Err(e) => {
+                        progress.set_failing(true);
+                        tracing::warn!(error = %e, "quarantining failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            Err(e) => {
+                progress.set_failing(true);
+                tracing::warn!(error = %e, "applying a batch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Whether the database refused the data itself (SQLSTATE class 22, data exception, or
+/// 23, integrity), as opposed to being unreachable: retrying the same data cannot help.
+fn is_refusal(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        _ => false,
     }
 }
 

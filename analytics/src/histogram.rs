@@ -27,15 +27,15 @@ pub fn upper(i: usize) -> u64 {
 
 /// The `q` quantile (0..=1) in microseconds (a bucket's upper edge), `None` when empty.
 pub fn quantile(hist: &[i64], q: f64) -> Option<u64> {
-    let total: i64 = hist.iter().sum();
+    let total: i64 = hist.iter().fold(0i64, |a, b| a.saturating_add(*b));
     if total <= 0 {
         return None;
     }
     let rank = ((total as f64) * q).ceil().max(1.0) as i64;
-    let mut seen = 0;
+    let mut seen: i64 = 0;
     hist.iter()
         .position(|c| {
-            seen += c;
+            seen = seen.saturating_add(*c);
             seen >= rank
         })
         .map(upper)
@@ -47,7 +47,7 @@ pub fn merge(into: &mut Vec<i64>, other: &[i64]) {
         into.resize(BUCKETS, 0);
     }
     for (a, b) in into.iter_mut().zip(other) {
-        *a += b;
+        *a = a.saturating_add(*b);
     }
 }
 

@@ -27,9 +27,27 @@ pub struct Progress {
     previous: Mutex<HashMap<i32, (i64, i64)>>,
     /// Checks in a row that found no partition assigned to this member.
     unassigned_checks: std::sync::atomic::AtomicU32,
+    /// Since when applying a batch keeps failing (the database is away), if it does.
+    failing_since: Mutex<Option<std::time::Instant>>,
 }
 
 impl Progress {
+    /// Records whether applying the current batch is failing.
+    pub fn set_failing(&self, failing: bool) {
+        if let Ok(mut since) = self.failing_since.lock() {
+            match (failing, since.is_some()) {
+                (true, false) => *since = Some(std::time::Instant::now()),
+                (false, true) => *since = None,
+                _ => {}
+            }
+        }
+    }
+
+    /// How long applying batches has been failing, if it is.
+    pub fn failing_for(&self) -> Option<std::time::Duration> {
+        self.failing_since.lock().ok()?.map(|t| t.elapsed())
+    }
+
     /// Records one check: `(partition, position, high watermark)` for every partition
     /// the consumer holds. Returns the stalls (logged by the caller when they change).
     pub fn check(&self, partitions: &[(i32, i64, i64)]) -> Vec<Stall> {

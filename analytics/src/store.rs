@@ -26,6 +26,8 @@ pub struct BatchOutcome {
     pub replayed: u64,
     /// Messages that were not events, skipped (and counted).
     pub malformed: u64,
+    /// Events that could not be stored, kept in `dead_letters` instead.
+    pub quarantined: u64,
     /// Partitions where messages were skipped as replays, with the stored position that
     /// skipped them (see `consumer`: a log that restarted looks like a replay at first).
     pub skipped_below: BTreeMap<i32, i64>,
@@ -38,6 +40,89 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 
 /// The `analytics` schema's migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/analytics");
+
+/// Earliest and latest event time stored: 1970 to the end of year 9999 (PostgreSQL's
+/// range is wider; anything outside this is a broken clock or a forged event).
+const TS_RANGE_MS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
+
+/// Why `event` cannot be stored, if it cannot.
+pub fn unstorable(event: &RequestEvent) -> Option<&'static str> {
+    if !TS_RANGE_MS.contains(&event.ts) {
+        return Some("ts outside 1970..9999");
+    }
+    let strings = [Some(event.route.as_str()), event.key_id.as_deref()];
+    if strings.into_iter().flatten().any(|s| s.contains('\0')) {
+        return Some("a NUL character in route or key_id");
+    }
+    None
+}
+
+/// One event or message kept out of the aggregates.
+struct DeadLetter<'a> {
+    partition: i32,
+    offset: i64,
+    reason: String,
+    payload: &'a [u8],
+}
+
+async fn insert_dead_letter(
+    tx: &mut sqlx::PgConnection,
+    topic: &str,
+    letter: &DeadLetter<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO dead_letters (topic, partition, \"offset\", reason, payload) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(topic)
+    .bind(letter.partition)
+    .bind(letter.offset)
+    .bind(&letter.reason)
+    .bind(letter.payload)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Keeps message `m` in `dead_letters` and moves its partition past it, in one
+/// transaction: for a message whose events the database refuses (the consumer finds it
+/// by applying a failing batch one message at a time).
+pub async fn quarantine_message(
+    pool: &PgPool,
+    topic: &str,
+    m: &Consumed,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let letter = DeadLetter {
+        partition: m.partition,
+        offset: m.offset,
+        reason: reason.to_string(),
+        payload: &m.payload,
+    };
+    insert_dead_letter(&mut tx, topic, &letter).await?;
+    advance(&mut tx, topic, m.partition, m.offset + 1).await?;
+    tx.commit().await
+}
+
+async fn advance(
+    tx: &mut sqlx::PgConnection,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO consumed_offsets (topic, partition, next_offset) VALUES ($1, $2, $3) \
+         ON CONFLICT (topic, partition) DO UPDATE SET \
+           next_offset = GREATEST(consumed_offsets.next_offset, EXCLUDED.next_offset)",
+    )
+    .bind(topic)
+    .bind(partition)
+    .bind(next_offset)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
 
 fn minute(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -74,6 +159,7 @@ pub async fn apply_batch(
     let mut outcome = BatchOutcome::default();
     let mut aggregates: HashMap<Key, Counts> = HashMap::new();
     let mut new_next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut dead = Vec::new();
     for m in batch {
         let from = next.get(&m.partition).copied().unwrap_or(0);
         if m.offset < from {
@@ -85,10 +171,27 @@ pub async fn apply_batch(
         new_next.insert(m.partition, m.offset + 1);
         for decoded in RequestEvent::decode_batch(&m.payload) {
             match decoded {
-                Ok(event) => {
-                    aggregate::add(&mut aggregates, &event);
-                    outcome.applied += 1;
-                }
+                Ok(event) => match unstorable(&event) {
+                    None => {
+                        aggregate::add(&mut aggregates, &event);
+                        outcome.applied += 1;
+                    }
+                    Some(reason) => {
+                        tracing::warn!(
+                            reason,
+                            partition = m.partition,
+                            offset = m.offset,
+                            "quarantining an event that cannot be stored"
+                        );
+                        outcome.quarantined += 1;
+                        dead.push(DeadLetter {
+                            partition: m.partition,
+                            offset: m.offset,
+                            reason: format!("{reason} (event {})", event.id),
+                            payload: &m.payload,
+                        });
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, partition = m.partition, offset = m.offset, "skipping a line that is not a request event");
                     outcome.malformed += 1;
@@ -127,17 +230,11 @@ pub async fn apply_batch(
         .execute(&mut *tx)
         .await?;
     }
+    for letter in &dead {
+        insert_dead_letter(&mut tx, topic, letter).await?;
+    }
     for (partition, offset) in new_next {
-        sqlx::query(
-            "INSERT INTO consumed_offsets (topic, partition, next_offset) VALUES ($1, $2, $3) \
-             ON CONFLICT (topic, partition) DO UPDATE SET \
-               next_offset = GREATEST(consumed_offsets.next_offset, EXCLUDED.next_offset)",
-        )
-        .bind(topic)
-        .bind(partition)
-        .bind(offset)
-        .execute(&mut *tx)
-        .await?;
+        advance(&mut tx, topic, partition, offset).await?;
     }
     tx.commit().await?;
     Ok(outcome)
@@ -178,7 +275,11 @@ pub struct StatRow {
     pub counts: Counts,
 }
 
-/// Rows with `from <= minute <= to`, optionally of one route or one key.
+/// Most rows a query loads; [`rows`] returns one more when the range holds more.
+pub const MAX_ROWS: usize = 100_000;
+
+/// Rows with `from <= minute <= to`, optionally of one route or one key: at most
+/// [`MAX_ROWS`] + 1 (the caller refuses a range that holds more).
 pub async fn rows(
     pool: &PgPool,
     from: DateTime<Utc>,
@@ -192,12 +293,13 @@ pub async fn rows(
          FROM minute_stats \
          WHERE minute >= $1 AND minute <= $2 \
            AND ($3::text IS NULL OR route = $3) AND ($4::text IS NULL OR key_id = $4) \
-         ORDER BY minute",
+         ORDER BY minute LIMIT $5",
     )
     .bind(from)
     .bind(to)
     .bind(route)
     .bind(key_id)
+    .bind(i64::try_from(MAX_ROWS + 1).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?;
     rows.iter()

@@ -258,3 +258,78 @@ async fn a_topic_that_started_over_is_counted_from_its_start() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(wait_for_total(app, 500).await, 500);
 }
+
+/// Hardening #3: events the database cannot store (a timestamp out of its range, a NUL in
+/// a string, sums past bigint) are quarantined in `dead_letters` and counted; the events
+/// around them are counted as usual and `/health` stays ok. Before, the first such event
+/// made its batch fail for ever ("timestamp out of range", retried every second), nothing
+/// after it was counted, and `/health` still said ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_events_are_quarantined_and_never_block_their_partition() {
+    let analytics = Analytics::start().await;
+    let app = &analytics.app;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 1, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    let send = |e: RequestEvent| {
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(TOPIC).key("k").payload(&e.encode()),
+                    Duration::from_secs(5),
+                )
+                .await
+                .expect("produced");
+        }
+    };
+    produce(&brokers, 0..50).await;
+    send(RequestEvent {
+        ts: -1_000_000_000_000_000,
+        id: "poison-ts".into(),
+        ..event(50)
+    })
+    .await;
+    send(RequestEvent {
+        route: "nul\0route".into(),
+        id: "poison-nul".into(),
+        ..event(51)
+    })
+    .await;
+    // Two huge sizes for one minute's row, in two batches: the second overflows the
+    // stored bigint sum, which only the database can see.
+    let huge = |id: &str| RequestEvent {
+        bytes_out: u64::MAX,
+        id: id.into(),
+        route: "huge".into(),
+        ..event(52)
+    };
+    send(huge("huge-1")).await;
+    let _consumer = analytics.consume(&brokers, "analytics");
+    assert_eq!(
+        wait_for_total(app, 51).await,
+        51,
+        "50 + 1 huge, past two poisons"
+    );
+    send(huge("huge-2")).await;
+    produce(&brokers, 100..150).await;
+    assert_eq!(
+        wait_for_total(app, 101).await,
+        101,
+        "the 50 after the overflowing one are counted"
+    );
+    let dead: Vec<String> = sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY id")
+        .fetch_all(&analytics.pool)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(dead[0].starts_with("ts outside"), "{dead:?}");
+    assert!(dead[1].contains("NUL"), "{dead:?}");
+    assert!(dead[2].contains("out of range"), "{dead:?}");
+    let (status, health) = get(app, "/health").await;
+    assert_eq!(status, 200, "{health}");
+}

@@ -7,6 +7,7 @@ use crate::snapshot::SharedSnapshot;
 use crate::stage::auth::AuthStage;
 use crate::stage::headers::HeadersStage;
 use crate::stage::hedge::HedgeStage;
+use crate::stage::limits::LimitsStage;
 use crate::stage::log::LogStage;
 use crate::stage::ratelimit::RateLimitStage;
 use crate::stage::route::RouteStage;
@@ -21,6 +22,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 /// The gateway: the config snapshot and the stages, in pipeline order.
 pub struct Gateway {
     snapshot: SharedSnapshot,
+    limits: LimitsStage,
     route: RouteStage,
     auth: AuthStage,
     ratelimit: RateLimitStage,
@@ -43,6 +45,7 @@ impl Gateway {
     pub fn new(snapshot: SharedSnapshot, services: &Services) -> Result<Self, GatewayError> {
         Ok(Self {
             snapshot,
+            limits: LimitsStage,
             route: RouteStage,
             auth: AuthStage::new(services.key_cache.clone(), services.key_store.clone()),
             ratelimit: RateLimitStage::new(services.redis.clone()),
@@ -66,6 +69,7 @@ impl ProxyHttp for Gateway {
         Ok(run_stages!(
             session,
             ctx,
+            self.limits,
             self.route,
             self.auth,
             self.ratelimit,

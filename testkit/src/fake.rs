@@ -91,6 +91,7 @@ fn serve(
         }
         let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
         let mut content_length = 0usize;
+        let mut chunked = false;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -103,11 +104,20 @@ fn serve(
                 if n.eq_ignore_ascii_case("content-length") {
                     content_length = v.trim().parse().unwrap_or(0);
                 }
+                if n.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = v.trim().eq_ignore_ascii_case("chunked");
+                }
             }
         }
-        let mut body = vec![0u8; content_length];
-        if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
-            return;
+        if chunked {
+            if !skip_chunked_body(&mut reader) {
+                return;
+            }
+        } else {
+            let mut body = vec![0u8; content_length];
+            if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                return;
+            }
         }
         if !path.starts_with("/health") {
             hits.fetch_add(1, Ordering::Relaxed);
@@ -128,6 +138,37 @@ fn serve(
         );
         if writer.write_all(response.as_bytes()).is_err() {
             return;
+        }
+    }
+}
+
+/// Reads (and drops) a chunked body up to its last chunk and trailers; false when the
+/// stream ends or breaks first.
+fn skip_chunked_body(reader: &mut BufReader<TcpStream>) -> bool {
+    loop {
+        let mut size_line = String::new();
+        if reader.read_line(&mut size_line).unwrap_or(0) == 0 {
+            return false;
+        }
+        let size_text = size_line.trim().split(';').next().unwrap_or("");
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return false;
+        };
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return false;
+                }
+                if line == "\r\n" {
+                    return true;
+                }
+            }
+        }
+        let mut chunk = vec![0u8; size + 2];
+        if std::io::Read::read_exact(reader, &mut chunk).is_err() {
+            return false;
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod headers;
 pub mod hedge;
+pub mod limits;
 pub mod log;
 pub mod ratelimit;
 pub mod route;
