@@ -159,6 +159,19 @@ impl EventSink {
     }
 }
 
+/// Waits (without blocking the thread) until librdkafka holds no undelivered message, at
+/// most `timeout`; whether it got there.
+async fn delivered(producer: &ThreadedProducer<Deliveries>, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while producer.in_flight_count() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
 /// Counts deliveries as librdkafka reports them (no future per message).
 struct Deliveries;
 
@@ -273,6 +286,12 @@ impl KafkaService {
                 .with_label_values(&["dropped"])
                 .inc_by(u64::try_from(lost).unwrap_or(0));
             warn!(error = %e, "kafka rejected spilled events; dropped");
+        }
+        // The saved position moves on only once the broker has everything read so far:
+        // a crash before that sends those events again, never loses them. (librdkafka
+        // retries without end, so what is not confirmed yet is confirmed by a later call.)
+        if delivered(producer, FLUSH_TIMEOUT).await {
+            spill.commit();
         }
         metrics()
             .kafka_queue_depth

@@ -4,8 +4,17 @@
 //!
 //! Order is kept: once an event is spilled, every later event is spilled too until the
 //! producer has read the whole file back (the in-memory queue, older, drains first); then
-//! the file is emptied and events go to the queue again. A file left by a previous run is
-//! read back first. Only when the file reaches its size limit are events dropped.
+//! the file is emptied and events go to the queue again. Only when the file reaches its
+//! size limit are events dropped.
+//!
+//! Delivery is at least once, never lost: the producer [`Spill::read`]s a batch, hands it
+//! to Kafka, and only once the broker has confirmed it does it [`Spill::commit`], which
+//! saves the read position next to the file (`events.ndjson.offset`, written then
+//! renamed). The file is
+//! emptied only when everything in it was confirmed, and a restart resumes from the saved
+//! position, so confirmed events are not sent again. The file is locked while a process
+//! uses it: a second process on the same folder (a graceful upgrade overlaps two) spills
+//! to a file of its own, `events-<pid>.ndjson`, instead of writing into the first's.
 
 use sluice_event::RequestEvent;
 use std::fs::{File, OpenOptions};
@@ -22,14 +31,17 @@ struct State {
     file: File,
     /// Bytes written (complete lines only).
     written: u64,
-    /// Bytes the producer has read back.
+    /// Bytes the producer has read back (handed to Kafka, maybe not confirmed).
     read: u64,
+    /// Bytes the broker has confirmed; saved in the offset file.
+    committed: u64,
 }
 
 /// The spill file.
 #[derive(Debug)]
 pub struct Spill {
     path: PathBuf,
+    offset_path: PathBuf,
     max_bytes: u64,
     /// Spilling: every event goes to the file (kept outside the lock for a cheap check).
     active: AtomicBool,
@@ -46,28 +58,63 @@ pub enum SpillRefused {
 }
 
 impl Spill {
-    /// Opens (creating) `dir/events.ndjson`; events a previous run left there count as
-    /// spilled and are read back first.
+    /// Opens (creating) `dir/events.ndjson`, or this process's own file when another
+    /// process holds that one; events a previous run left there past its saved position
+    /// count as spilled and are read back first.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         // Absolute: a daemonized sluice changes its working directory after this.
-        let path = std::fs::canonicalize(dir)?.join(FILE_NAME);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)?;
+        let dir = std::fs::canonicalize(dir)?;
+        let (path, file) = match locked(&dir.join(FILE_NAME))? {
+            Some(file) => (dir.join(FILE_NAME), file),
+            None => {
+                let own = dir.join(format!("events-{}.ndjson", std::process::id()));
+                let file = locked(&own)?.ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::WouldBlock, "spill file in use")
+                })?;
+                tracing::warn!(path = %own.display(), "another process holds the kafka spill file; spilling to a file of this process");
+                (own, file)
+            }
+        };
         let written = file.metadata()?.len();
+        let offset_path = path.with_extension("ndjson.offset");
+        let committed = std::fs::read_to_string(&offset_path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .filter(|&c| c <= written)
+            .unwrap_or(0);
         Ok(Self {
             path,
+            offset_path,
             max_bytes,
-            active: AtomicBool::new(written > 0),
+            active: AtomicBool::new(written > committed),
             state: Mutex::new(State {
                 file,
                 written,
-                read: 0,
+                read: committed,
+                committed,
             }),
         })
+    }
+
+    /// Records that everything read so far was confirmed by the broker, and saves the
+    /// position (written to a temporary file, then renamed over the old one).
+    pub fn commit(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.committed == state.read {
+            return;
+        }
+        let tmp = self.offset_path.with_extension("offset.tmp");
+        let saved = std::fs::write(&tmp, state.read.to_string())
+            .and_then(|()| std::fs::rename(&tmp, &self.offset_path));
+        match saved {
+            Ok(()) => state.committed = state.read,
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.offset_path.display(), "saving the kafka spill position failed");
+            }
+        }
     }
 
     /// Whether events are being spilled (so new ones must be spilled too, to keep order).
@@ -138,28 +185,55 @@ impl Spill {
         (events, bad)
     }
 
-    /// When everything spilled has been read back: empties the file and stops spilling
-    /// (returns true). Appends take the same lock, so none can slip in between.
+    /// When everything spilled has been confirmed by the broker: empties the file and
+    /// stops spilling (returns true). Appends take the same lock, so none can slip in
+    /// between.
     pub fn finish_if_drained(&self) -> bool {
         let Ok(mut state) = self.state.lock() else {
             return false;
         };
-        if state.read < state.written {
+        if state.committed < state.written {
             return false;
         }
         if let Err(e) = state.file.set_len(0) {
             tracing::error!(error = %e, path = %self.path.display(), "emptying the kafka spill file failed");
             return false;
         }
+        // The position goes with the lines it counted; a crash between the two leaves a
+        // position past the end, which `open` ignores.
+        if let Err(e) = std::fs::remove_file(&self.offset_path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, "removing the kafka spill position failed");
+            }
+        }
         state.written = 0;
         state.read = 0;
+        state.committed = 0;
         self.active.store(false, Ordering::Release);
         true
     }
 
-    /// Bytes waiting in the file.
+    /// Bytes waiting in the file (not confirmed yet).
     pub fn pending_bytes(&self) -> u64 {
-        self.state.lock().map(|s| s.written - s.read).unwrap_or(0)
+        self.state
+            .lock()
+            .map(|s| s.written.saturating_sub(s.committed))
+            .unwrap_or(0)
+    }
+}
+
+/// Opens `path` for appending and takes its exclusive lock; `None` when another process
+/// holds it.
+fn locked(path: &Path) -> std::io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
@@ -191,6 +265,8 @@ mod tests {
         let (rest, _) = spill.read(10);
         let ids: Vec<String> = first.iter().chain(&rest).map(|e| e.id.clone()).collect();
         assert_eq!(ids, ["t-0", "t-1", "t-2", "t-3", "t-4"]);
+        assert!(!spill.finish_if_drained(), "read, but not confirmed yet");
+        spill.commit();
         assert!(spill.finish_if_drained());
         assert!(!spill.is_active());
         assert_eq!(spill.pending_bytes(), 0);
@@ -208,5 +284,40 @@ mod tests {
         let (events, _) = spill.read(10);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].id, "t-7");
+    }
+
+    /// Hardening #4: the position is saved only when the broker confirmed, and a restart
+    /// resumes from it: confirmed events are not sent again, unconfirmed ones are.
+    #[test]
+    fn confirmed_events_are_not_sent_again_after_a_restart_and_unconfirmed_ones_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let spill = Spill::open(dir.path(), 1 << 20).expect("open");
+            for i in 0..4 {
+                spill.append(&event(i)).expect("append");
+            }
+            assert_eq!(spill.read(2).0.len(), 2);
+            spill.commit(); // t-0, t-1 confirmed
+            assert_eq!(spill.read(1).0[0].id, "t-2");
+            // The process dies before t-2 is confirmed.
+        }
+        let spill = Spill::open(dir.path(), 1 << 20).expect("reopen");
+        assert!(spill.is_active());
+        let ids: Vec<String> = spill.read(10).0.into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["t-2", "t-3"]);
+    }
+
+    #[test]
+    fn a_second_process_on_the_same_folder_spills_to_its_own_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Spill::open(dir.path(), 1 << 20).expect("open");
+        // Locks are per open file description, so a second open in this process stands
+        // in for a second process.
+        let second = Spill::open(dir.path(), 1 << 20).expect("second");
+        assert_ne!(first.path, second.path);
+        first.append(&event(1)).expect("append");
+        second.append(&event(2)).expect("append");
+        assert_eq!(first.read(10).0[0].id, "t-1");
+        assert_eq!(second.read(10).0[0].id, "t-2");
     }
 }
