@@ -20,43 +20,10 @@ DURATION="${DURATION:-8}"
 CONNECTIONS="${CONNECTIONS:-32}"
 SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DIR="$(mktemp -d /tmp/sluice-ab.XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  [ -f "$DIR/nginx/nginx.pid" ] && nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/" -s quit 2>/dev/null || true
-  [ -n "${REDIS_P:-}" ] && redis-cli -p "$REDIS_P" shutdown nosave >/dev/null 2>&1 || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+source "$ROOT/bench/fixture.sh"
+bench_fixture ab 2
+UP1="${UPSTREAM_PORTS[0]}"; UP2="${UPSTREAM_PORTS[1]}"
 
-# Upstreams: nginx answering a small JSON body on two ports.
-UP1=$(free_port); UP2=$(free_port)
-mkdir -p "$DIR/nginx/tmp"
-cat >"$DIR/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $DIR/nginx/nginx.pid;
-error_log $DIR/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/nginx/tmp/body; proxy_temp_path $DIR/nginx/tmp/proxy;
-  fastcgi_temp_path $DIR/nginx/tmp/fastcgi; uwsgi_temp_path $DIR/nginx/tmp/uwsgi;
-  scgi_temp_path $DIR/nginx/tmp/scgi;
-  server { listen 127.0.0.1:$UP1; listen 127.0.0.1:$UP2; keepalive_requests 100000;
-    location / { default_type application/json; return 200 '{"ok":true}'; } }
-}
-EOF
-nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/"
-
-REDIS_P=$(free_port)
-redis-server --daemonize yes --port "$REDIS_P" --bind 127.0.0.1 --dir "$DIR" --save '' \
-  --appendonly no --pidfile "$DIR/redis.pid" >/dev/null
-wait_port redis "$REDIS_P" 10
-
-TOKEN="ab-bench-admin-token"
-TOKEN_SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
 stop_sluice() { # name
   local pid="PID_$1"
   kill -INT "${!pid}" 2>/dev/null || true
@@ -91,13 +58,7 @@ start_sluice old "$A_BIN"
 start_sluice new "$B_BIN"
 
 # One key in the shared Redis serves both instances.
-KEY=""
-for _ in $(seq 1 50); do
-  KEY=$(curl -fsS -X POST "http://127.0.0.1:$ADMIN_old/admin/keys" -H "Authorization: Bearer $TOKEN" \
-    -H 'content-type: application/json' -d '{"name":"ab","tier":"internal"}' 2>/dev/null | jq -r .key) && [ -n "$KEY" ] && break
-  sleep 0.2
-done
-[ -n "$KEY" ] || { echo "could not create a key" >&2; exit 1; }
+KEY=$(create_key "$ADMIN_old")
 
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

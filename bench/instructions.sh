@@ -17,40 +17,9 @@ DURATION="${DURATION:-15}"
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
 SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DIR="$(mktemp -d /tmp/sluice-ir.XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  [ -f "$DIR/nginx/nginx.pid" ] && nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/" -s quit 2>/dev/null || true
-  [ -n "${REDIS_P:-}" ] && redis-cli -p "$REDIS_P" shutdown nosave >/dev/null 2>&1 || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-UP=$(free_port)
-mkdir -p "$DIR/nginx/tmp"
-cat >"$DIR/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $DIR/nginx/nginx.pid;
-error_log $DIR/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/nginx/tmp/body; proxy_temp_path $DIR/nginx/tmp/proxy;
-  fastcgi_temp_path $DIR/nginx/tmp/fastcgi; uwsgi_temp_path $DIR/nginx/tmp/uwsgi;
-  scgi_temp_path $DIR/nginx/tmp/scgi;
-  server { listen 127.0.0.1:$UP; keepalive_requests 1000000;
-    location / { default_type application/json; return 200 '{"ok":true}'; } }
-}
-EOF
-nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/"
-REDIS_P=$(free_port)
-redis-server --daemonize yes --port "$REDIS_P" --bind 127.0.0.1 --dir "$DIR" --save '' \
-  --appendonly no --pidfile "$DIR/redis.pid" >/dev/null
-wait_port redis "$REDIS_P" 10
-TOKEN="ir-bench-admin-token"
-TOKEN_SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+source "$ROOT/bench/fixture.sh"
+bench_fixture ir 1
+UP="${UPSTREAM_PORTS[0]}"
 
 # count NAME BINARY: prints "plain_ir keyed_ir" per request.
 count() {
@@ -78,12 +47,7 @@ EOF
   pid=$!
   PIDS+=("$pid")
   wait_port "sluice-$name" "$port" 120
-  for _ in $(seq 1 100); do
-    key=$(curl -fsS -X POST "http://127.0.0.1:$admin/admin/keys" -H "Authorization: Bearer $TOKEN" \
-      -H 'content-type: application/json' -d '{"name":"ir","tier":"internal"}' 2>/dev/null | jq -r .key) && [ -n "$key" ] && break
-    sleep 0.5
-  done
-  [ -n "$key" ] || { echo "could not create a key on $name" >&2; exit 1; }
+  key=$(create_key "$admin")
   # Warm-up: connections, caches, leases.
   wrk -t1 -c4 -d3s "http://127.0.0.1:$port/plain/x" >/dev/null
   wrk -t1 -c4 -d3s -H "X-API-Key: $key" "http://127.0.0.1:$port/api/x" >/dev/null

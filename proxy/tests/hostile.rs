@@ -8,6 +8,9 @@
 //! say (the chunked framing wins, `Content-Length` is dropped, the connection is closed
 //! after the answer), before any stage sees the request: no desync, but a 200, not a 400.
 
+mod common;
+
+use common::one_route_config;
 use sluice_testkit::fake::FakeUpstream;
 use sluice_testkit::http;
 use sluice_testkit::services::Sluice;
@@ -17,13 +20,7 @@ use std::time::Duration;
 
 fn start() -> (Sluice, FakeUpstream) {
     let up = FakeUpstream::start("up");
-    let yaml = format!(
-        "server: {{ listen: \"{{listen}}\", admin_listen: \"{{admin}}\", threads: 2, grace_period_s: 1 }}\n\
-         upstreams:\n  g: {{ peers: [\"{}\"] }}\n\
-         routes:\n  - {{ name: r, path_prefix: /, upstream: g }}\n",
-        up.addr
-    );
-    (Sluice::start(&yaml), up)
+    (Sluice::start(&one_route_config(&up.addr.to_string())), up)
 }
 
 /// Sends `raw` on one connection and reads until the server closes it or goes quiet.

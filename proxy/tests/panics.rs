@@ -3,6 +3,9 @@
 //! (the client sees it closed, with no response) and the process goes on serving every
 //! other connection. Uses the debug-only `SLUICE_DEBUG_PANIC_PATH` hook in the route stage.
 
+mod common;
+
+use common::one_route_config;
 use sluice_testkit::fake::FakeUpstream;
 use sluice_testkit::http;
 use sluice_testkit::services::Sluice;
@@ -11,12 +14,7 @@ use std::time::Duration;
 #[test]
 fn a_panic_in_a_filter_ends_one_connection_and_the_gateway_keeps_serving() {
     let up = FakeUpstream::start("up");
-    let yaml = format!(
-        "server: {{ listen: \"{{listen}}\", admin_listen: \"{{admin}}\", threads: 2, grace_period_s: 1 }}\n\
-         upstreams:\n  g: {{ peers: [\"{}\"] }}\n\
-         routes:\n  - {{ name: r, path_prefix: /, upstream: g }}\n",
-        up.addr
-    );
+    let yaml = one_route_config(&up.addr.to_string());
     let mut s = Sluice::start_with_env(&yaml, &[("SLUICE_DEBUG_PANIC_PATH", "/boom")]);
     // A keep-alive client in the middle of its requests is not disturbed either.
     let before = http::get(s.proxy, "/ok").expect("GET before");

@@ -1,10 +1,19 @@
-//! Helpers shared by the key and rate-limit tests.
+//! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
 use serde_json::Value;
 use sluice_testkit::http::{self, Response};
 use sluice_testkit::services::Sluice;
 use sluice_testkit::{ADMIN_AUTH, ADMIN_TOKEN_SHA256};
+
+/// A config with one catch-all route `r` to `upstream` and no Redis, Kafka or admin token.
+pub fn one_route_config(upstream: &str) -> String {
+    format!(
+        "server: {{ listen: \"{{listen}}\", admin_listen: \"{{admin}}\", threads: 2, grace_period_s: 1 }}\n\
+         upstreams:\n  g: {{ peers: [\"{upstream}\"] }}\n\
+         routes:\n  - {{ name: r, path_prefix: /, upstream: g }}\n"
+    )
+}
 
 /// A config with Redis at `redis_url`, one upstream `upstream`, a keyed route `/api/`
 /// (prefix stripped), an open route `/open`, and a per-IP limited route `/ip`.

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Shared by bench/ab.sh and bench/instructions.sh (sourced, after scripts/lib.sh): a temp
+# folder, nginx answering a small JSON body on the ports in $UPSTREAM_PORTS, one throwaway
+# Redis on $REDIS_P, an admin token ($TOKEN, $TOKEN_SHA), and a cleanup on exit that stops
+# exactly these and every PID the caller adds to PIDS.
+#   bench_fixture NAME PORT_COUNT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bench_fixture() {
+  local name="$1" count="$2" port listens=""
+  DIR="$(mktemp -d "/tmp/sluice-$name.XXXXXX")"
+  PIDS=()
+  trap bench_cleanup EXIT
+  UPSTREAM_PORTS=()
+  for _ in $(seq 1 "$count"); do
+    port=$(free_port)
+    UPSTREAM_PORTS+=("$port")
+    listens+="listen 127.0.0.1:$port; "
+  done
+  mkdir -p "$DIR/nginx/tmp"
+  cat >"$DIR/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/nginx/tmp/body; proxy_temp_path $DIR/nginx/tmp/proxy;
+  fastcgi_temp_path $DIR/nginx/tmp/fastcgi; uwsgi_temp_path $DIR/nginx/tmp/uwsgi;
+  scgi_temp_path $DIR/nginx/tmp/scgi;
+  server { $listens keepalive_requests 1000000;
+    location / { default_type application/json; return 200 '{"ok":true}'; } }
+}
+CONF
+  nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/"
+  REDIS_P=$(free_port)
+  redis-server --daemonize yes --port "$REDIS_P" --bind 127.0.0.1 --dir "$DIR" --save '' \
+    --appendonly no --pidfile "$DIR/redis.pid" >/dev/null
+  wait_port redis "$REDIS_P" 10
+  TOKEN="bench-admin-token"
+  TOKEN_SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+}
+
+bench_cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  [ -f "$DIR/nginx/nginx.pid" ] && nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx/" -s quit 2>/dev/null || true
+  [ -n "${REDIS_P:-}" ] && redis-cli -p "$REDIS_P" shutdown nosave >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
+
+# create_key ADMIN_PORT: an API key of tier "internal" through that admin listener.
+create_key() {
+  local admin="$1" key=""
+  for _ in $(seq 1 100); do
+    key=$(curl -fsS -X POST "http://127.0.0.1:$admin/admin/keys" -H "Authorization: Bearer $TOKEN" \
+      -H 'content-type: application/json' -d '{"name":"bench","tier":"internal"}' 2>/dev/null | jq -r .key) \
+      && [ -n "$key" ] && [ "$key" != null ] && break
+    sleep 0.3
+  done
+  [ -n "$key" ] && [ "$key" != null ] || { echo "could not create a key on port $admin" >&2; return 1; }
+  echo "$key"
+}
