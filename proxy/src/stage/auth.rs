@@ -13,7 +13,7 @@ use crate::keys::{extract_key, hash_key, KeyHeaderError, KeyStatus, SharedKey};
 use crate::limiter::failures::FailureLimiter;
 use crate::metrics::metrics;
 use crate::respond::Refusal;
-use crate::stage::{RequestStage, Step};
+use crate::stage::{client_ip, RequestStage, Step};
 use pingora_proxy::Session;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,10 +39,7 @@ impl RequestStage for AuthStage {
             return Ok(Step::Continue);
         }
         let started = std::time::Instant::now();
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let client = client_ip(session);
         let checked = self
             .check(
                 &session.req_header().headers,

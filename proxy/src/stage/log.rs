@@ -60,10 +60,7 @@ impl RequestFacts {
         Self {
             method: req.method.as_str().to_string(),
             path: req.uri.path().to_string(),
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip().to_string()),
+            client_ip: crate::stage::client_ip(session).map(|ip| ip.to_string()),
             bytes_in: u64::try_from(session.body_bytes_read()).unwrap_or(u64::MAX),
             bytes_out: u64::try_from(session.body_bytes_sent()).unwrap_or(u64::MAX),
         }

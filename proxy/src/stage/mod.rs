@@ -47,6 +47,14 @@ pub trait RequestStage: Send + Sync {
     ) -> impl Future<Output = Result<Step>> + Send;
 }
 
+/// The client's address as this connection sees it (the peer of the downstream socket).
+pub fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
 /// Writes `refusal` (with the `Server-Timing` of the stages that ran) and keeps it in the
 /// context for the log stage.
 pub async fn refuse(session: &mut Session, ctx: &mut RequestCtx, refusal: Refusal) -> Result<()> {

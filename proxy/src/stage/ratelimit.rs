@@ -9,7 +9,7 @@ use crate::ctx::RequestCtx;
 use crate::limiter::{RateLimiter, RateOutcome, RateState};
 use crate::redis_conn::RedisConn;
 use crate::respond::{code, Refusal};
-use crate::stage::{RequestStage, Step};
+use crate::stage::{client_ip, RequestStage, Step};
 use pingora_core::Result;
 use pingora_proxy::Session;
 use std::sync::Arc;
@@ -35,10 +35,7 @@ fn subject(session: &Session, ctx: &RequestCtx) -> Option<(String, String)> {
         RateLimitMode::Off => None,
         RateLimitMode::Key => ctx.key.as_ref().map(|k| (k.id.clone(), k.tier.clone())),
         RateLimitMode::Ip { tier } => {
-            let ip = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+            let ip = client_ip(session).map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
             Some((format!("ip:{ip}"), tier.clone()))
         }
     }
