@@ -21,45 +21,56 @@ static EXIT_HOLDS: AtomicUsize = AtomicUsize::new(0);
 /// keep the process alive.
 const HOLD_PATIENCE: Duration = Duration::from_secs(15);
 
+/// One more on `counter` while alive.
+#[derive(Debug)]
+struct Counted(&'static AtomicUsize);
+
+impl Counted {
+    fn new(counter: &'static AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(counter)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Keeps the process from exiting on drain while alive: for work that must finish after
 /// the last request (flushing its events).
 #[derive(Debug)]
-pub struct ExitHold(());
+pub struct ExitHold {
+    _held: Counted,
+}
 
 impl ExitHold {
     /// Holds the exit until dropped.
     pub fn take() -> Self {
-        EXIT_HOLDS.fetch_add(1, Ordering::AcqRel);
-        Self(())
-    }
-}
-
-impl Drop for ExitHold {
-    fn drop(&mut self) {
-        EXIT_HOLDS.fetch_sub(1, Ordering::AcqRel);
+        Self {
+            _held: Counted::new(&EXIT_HOLDS),
+        }
     }
 }
 
 /// Held by each request context; counts the request as in flight while alive.
 #[derive(Debug)]
-pub struct InFlight(());
+pub struct InFlight {
+    _held: Counted,
+}
 
 impl InFlight {
     /// Counts one more request in flight.
     pub fn enter() -> Self {
-        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        Self(())
+        Self {
+            _held: Counted::new(&IN_FLIGHT),
+        }
     }
 
     /// Requests in flight now.
     pub fn count() -> usize {
-        IN_FLIGHT.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        IN_FLIGHT.load(Ordering::Acquire)
     }
 }
 

@@ -159,6 +159,14 @@ impl EventSink {
     }
 }
 
+/// Counts `n` events lost for good in `sluice_kafka_events_total{result="dropped"}`.
+fn count_dropped(n: usize) {
+    metrics()
+        .kafka_events
+        .with_label_values(&["dropped"])
+        .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+}
+
 /// Waits (without blocking the thread) until librdkafka holds no undelivered message, at
 /// most `timeout`; whether it got there.
 async fn delivered(producer: &ThreadedProducer<Deliveries>, timeout: Duration) -> bool {
@@ -189,10 +197,7 @@ impl ProducerContext for Deliveries {
                 .with_label_values(&["delivered"])
                 .inc_by(n),
             Err((e, _)) => {
-                metrics()
-                    .kafka_events
-                    .with_label_values(&["dropped"])
-                    .inc_by(n);
+                count_dropped(events);
                 error!(error = %e, events, "kafka delivery failed for good; events dropped");
             }
         }
@@ -236,10 +241,7 @@ impl KafkaService {
             rest.push(event);
         }
         if let Err((_, lost)) = self.produce(producer, encoder, &rest).await {
-            metrics()
-                .kafka_events
-                .with_label_values(&["dropped"])
-                .inc_by(u64::try_from(lost).unwrap_or(0));
+            count_dropped(lost);
         }
     }
 }
@@ -267,10 +269,7 @@ impl KafkaService {
         let (events, bad) = spill.read(BATCH);
         if bad > 0 {
             warn!(bad, "unreadable lines in the kafka spill file; dropped");
-            metrics()
-                .kafka_events
-                .with_label_values(&["dropped"])
-                .inc_by(u64::try_from(bad).unwrap_or(0));
+            count_dropped(bad);
         }
         if events.is_empty() {
             if spill.finish_if_drained() {
@@ -281,10 +280,7 @@ impl KafkaService {
             return;
         }
         if let Err((e, lost)) = self.produce(producer, encoder, &events).await {
-            metrics()
-                .kafka_events
-                .with_label_values(&["dropped"])
-                .inc_by(u64::try_from(lost).unwrap_or(0));
+            count_dropped(lost);
             warn!(error = %e, "kafka rejected spilled events; dropped");
         }
         // The saved position moves on only once the broker has everything read so far:
@@ -387,10 +383,7 @@ impl BackgroundService for KafkaService {
                 }
             }
             if let Err((e, lost)) = self.produce(&producer, &mut encoder, &batch).await {
-                metrics()
-                    .kafka_events
-                    .with_label_values(&["dropped"])
-                    .inc_by(u64::try_from(lost).unwrap_or(0));
+                count_dropped(lost);
                 warn!(error = %e, "kafka rejected events; dropped");
             }
             batch.clear();
