@@ -348,3 +348,45 @@ fn a_redis_outage_refuses_new_payments_and_loses_none_already_accepted() {
     assert_eq!(theirs_default + theirs_fallback, 100);
     stack.assert_consistent("");
 }
+
+#[test]
+fn a_frozen_instance_cannot_pay_what_another_took_over() {
+    // Every call to the default times out (it answers 500 after 600 ms, the instances wait
+    // 300 ms), so both instances hold their payments with the outcome unknown.
+    let stack = Stack::start(&[
+        "--heartbeat-ttl-ms",
+        "1500",
+        "--lookup-after-ms",
+        "1000",
+        "--processor-timeout-ms",
+        "300",
+    ]);
+    stack.default.set_delay(600);
+    stack.default.set_failure(true);
+    stack.burst(200);
+    std::thread::sleep(Duration::from_millis(500));
+    // One instance freezes (as a long pause, CPU starvation or a partition would freeze
+    // it) while it holds payments; the other takes them over once its heartbeat expires,
+    // finds the default never made them, and pays them all at the fallback.
+    let frozen = &stack.instances[1].process;
+    frozen.signal("STOP");
+    stack.wait_settled(200);
+    // The default recovers, and the frozen instance wakes up with its old view of the
+    // payments it no longer owns: it must not pay any of them again.
+    stack.default.set_failure(false);
+    stack.default.set_delay(0);
+    frozen.signal("CONT");
+    std::thread::sleep(Duration::from_secs(4));
+    let (theirs_default, theirs_fallback) =
+        (stack.default.summary("").0, stack.fallback.summary("").0);
+    assert_eq!(
+        theirs_default + theirs_fallback,
+        200,
+        "processors made {theirs_default} + {theirs_fallback} payments for 200 ids"
+    );
+    stack.assert_consistent("");
+    assert!(
+        stack.metric("payments_taken_over_total") > 0.0,
+        "the woken instance had no stale payment refused: the test froze it too late"
+    );
+}

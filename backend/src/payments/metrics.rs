@@ -1,6 +1,6 @@
 //! Prometheus metrics of a payments instance (prefix `payments_`), on `GET /metrics`.
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 use std::sync::OnceLock;
 
 /// Every metric the payments service exports.
@@ -13,6 +13,9 @@ pub struct Metrics {
     pub processor_calls: IntCounterVec,
     /// `payments_paid_total{processor}`: payments recorded in the ledger.
     pub paid: IntCounterVec,
+    /// `payments_taken_over_total`: payments this instance dropped because another took
+    /// them over while it was silent (its fencing token was superseded).
+    pub taken_over: IntCounter,
 }
 
 /// The process-wide metrics.
@@ -52,6 +55,17 @@ impl Metrics {
                 "Payments confirmed and recorded, by processor.",
                 &["processor"],
             ),
+            taken_over: {
+                let c = IntCounter::new(
+                    "payments_taken_over_total",
+                    "Payments dropped because another instance took them over.",
+                )
+                .unwrap_or_else(|e| panic!("metric payments_taken_over_total: {e}"));
+                registry
+                    .register(Box::new(c.clone()))
+                    .unwrap_or_else(|e| panic!("metric payments_taken_over_total: {e}"));
+                c
+            },
             registry,
         }
     }

@@ -10,6 +10,10 @@
 //! - `payments:attempt` (hash correlationId -> "processor|requestedAt ms"): written before
 //!   every call to a processor, so a retry after a crash or a timeout goes to the same
 //!   processor with the same `requestedAt` and cannot pay twice.
+//! - `payments:owner` (hash correlationId -> fencing token): whoever takes a payment
+//!   claims it with a fresh token (`payments:fence`, a counter); recording an attempt and
+//!   finishing check the token in the same script, so an instance that froze and resumes
+//!   after another took its payments over is refused before it can call a processor.
 //!
 //! Redis runs with an append-only file in the stack, so accepted payments survive a
 //! restart of Redis as well as of the service.
@@ -25,6 +29,39 @@ const ATTEMPT: &str = "payments:attempt";
 const PROCESSING_PREFIX: &str = "payments:processing:";
 const INSTANCES: &str = "payments:instances";
 const ALIVE_PREFIX: &str = "payments:alive:";
+const OWNER: &str = "payments:owner";
+const FENCE: &str = "payments:fence";
+
+/// Claims a payment that is in the caller's processing list: a fresh token becomes its
+/// owner. Returns the token, or false when the entry is not (or no longer) in the list.
+const CLAIM_LUA: &str = r"
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then
+  return false
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[3], ARGV[2], token)
+return token
+";
+
+/// Records an attempt only while the caller's token still owns the payment; 1 if so.
+const RECORD_ATTEMPT_LUA: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+";
+
+/// Takes a payment out of the caller's processing list; forgets its attempt and owner
+/// only when the caller's token still owns it (else they are the new owner's).
+const FINISH_LUA: &str = r"
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
+end
+return 1
+";
 
 /// Queues a correlationId unless it was accepted before; returns 1 when newly queued.
 const ACCEPT_LUA: &str = r"
@@ -57,6 +94,10 @@ impl Job {
         })
     }
 }
+
+/// The fencing token of one claim on a payment: only its holder may record attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token(u64);
 
 /// Where a payment was last sent: the processor and the `requestedAt` it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +142,9 @@ pub struct Queue {
     processing: String,
     alive: String,
     accept_script: redis::Script,
+    claim_script: redis::Script,
+    record_attempt_script: redis::Script,
+    finish_script: redis::Script,
 }
 
 impl Queue {
@@ -118,6 +162,9 @@ impl Queue {
             processing: format!("{PROCESSING_PREFIX}{instance}"),
             alive: format!("{ALIVE_PREFIX}{instance}"),
             accept_script: redis::Script::new(ACCEPT_LUA),
+            claim_script: redis::Script::new(CLAIM_LUA),
+            record_attempt_script: redis::Script::new(RECORD_ATTEMPT_LUA),
+            finish_script: redis::Script::new(FINISH_LUA),
         })
     }
 
@@ -168,14 +215,34 @@ impl Queue {
         Ok(raw.into_iter().filter_map(Job::parse).collect())
     }
 
-    /// Marks a payment done: out of the processing list, its attempt forgotten.
-    pub async fn finish(&self, job: &Job) -> redis::RedisResult<()> {
+    /// Claims `job`, taken into this instance's processing list, with a fresh token;
+    /// `None` when it is no longer there (another instance took it over meanwhile).
+    pub async fn claim(&self, job: &Job) -> redis::RedisResult<Option<Token>> {
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .lrem(&self.processing, 1, &job.raw)
-            .hdel(ATTEMPT, &job.correlation_id)
-            .query_async::<()>(&mut conn)
+        let token: Option<u64> = self
+            .claim_script
+            .key(&self.processing)
+            .key(FENCE)
+            .key(OWNER)
+            .arg(&job.raw)
+            .arg(&job.correlation_id)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(token.map(Token))
+    }
+
+    /// Marks a payment done: out of the processing list, its attempt forgotten (unless
+    /// another claim owns it now).
+    pub async fn finish(&self, job: &Job, token: Token) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        self.finish_script
+            .key(&self.processing)
+            .key(OWNER)
+            .key(ATTEMPT)
+            .arg(&job.raw)
+            .arg(&job.correlation_id)
+            .arg(token.0)
+            .invoke_async(&mut conn)
             .await
     }
 
@@ -186,14 +253,25 @@ impl Queue {
         Ok(text.as_deref().and_then(Attempt::decode))
     }
 
-    /// Records the attempt about to be made (before the call, so it survives a crash).
+    /// Records the attempt about to be made (before the call, so it survives a crash),
+    /// if `token` still owns the payment; `false` when another claim took it over.
     pub async fn record_attempt(
         &self,
         correlation_id: &str,
+        token: Token,
         attempt: Attempt,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
-        conn.hset(ATTEMPT, correlation_id, attempt.encode()).await
+        let recorded: i64 = self
+            .record_attempt_script
+            .key(OWNER)
+            .key(ATTEMPT)
+            .arg(correlation_id)
+            .arg(token.0)
+            .arg(attempt.encode())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(recorded == 1)
     }
 
     /// Puts what this instance had taken before it stopped back on the queue (to be taken
@@ -248,7 +326,11 @@ impl Queue {
         let mut conn = self.conn.clone();
         let lists: Vec<String> = conn.smembers(INSTANCES).await?;
         let mut pipe = redis::pipe();
-        pipe.atomic().del(ACCEPTED).del(QUEUE).del(ATTEMPT);
+        pipe.atomic()
+            .del(ACCEPTED)
+            .del(QUEUE)
+            .del(ATTEMPT)
+            .del(OWNER);
         for list in &lists {
             pipe.del(list);
         }

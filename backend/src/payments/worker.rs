@@ -7,11 +7,19 @@
 //! payment stays with that processor, same `requestedAt`, until it answers 200/422, or a
 //! lookup long after the call shows it does not hold the payment. So no payment can be
 //! made by both processors, and the ledger always holds what the processor holds.
+//!
+//! Every call is fenced: the worker claims the payment with a token when it starts, and
+//! records each attempt only while that token still owns it. An instance that froze
+//! (SIGSTOP, CPU starvation, a partition) past its heartbeat has lost its payments to a
+//! takeover; on waking its next attempt is refused, and it drops the payment instead of
+//! calling a processor with its stale view. A call is made at most [`SEND_WINDOW`] after
+//! its fence check passed, so the new owner's wait of `lookup_after` before it trusts a
+//! "not found" covers every call the old owner could still make.
 
 use super::client::{PayOutcome, ProcessorClient};
 use super::ledger;
 use super::metrics::metrics;
-use super::queue::{Attempt, Job, Queue};
+use super::queue::{Attempt, Job, Queue, Token};
 use super::routing::Routing;
 use super::Which;
 use chrono::{DateTime, Utc};
@@ -27,6 +35,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const BACKOFF: Duration = Duration::from_millis(50);
 /// Pause before retrying Redis or PostgreSQL.
 const STORE_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest a call may start after its fence check began; later (the process froze in
+/// between), the check is made again.
+pub const SEND_WINDOW: Duration = Duration::from_millis(100);
 /// How long `BLMOVE` waits for a payment before looping.
 const TAKE_WAIT: Duration = Duration::from_secs(1);
 
@@ -136,10 +147,15 @@ impl Workers {
         }
     }
 
-    /// Pays one job, however long it takes.
+    /// Pays one job, however long it takes, unless another instance takes it over.
     async fn settle(&self, job: Job) {
         let id = job.correlation_id.as_str();
-        // An attempt recorded earlier (before a restart) has an unknown outcome.
+        let Some(token) = retry(|| self.queue.claim(&job), "claiming a payment").await else {
+            return lost(id);
+        };
+        // An attempt recorded earlier (before a restart, or by an instance that went
+        // silent) has an unknown outcome. Read after the claim: every attempt made under
+        // an older claim is recorded by now.
         let mut last: Option<Attempt> =
             retry(|| self.queue.attempt(id), "reading an attempt").await;
         let mut unknown = last.map(|_| Unknown::new(Instant::now()));
@@ -147,7 +163,7 @@ impl Workers {
             if let (Some(a), Some(u)) = (last, unknown) {
                 if u.since.elapsed() >= self.lookup_after {
                     match self.resolve(a, u, id).await {
-                        Resolved::Paid(at) => return self.paid(&job, a.processor, at).await,
+                        Resolved::Paid(at) => return self.paid(&job, token, a.processor, at).await,
                         Resolved::NotPaid => unknown = None,
                         Resolved::Unknown => {}
                     }
@@ -169,13 +185,18 @@ impl Workers {
                 processor: which,
                 requested_at_ms,
             };
-            if last != Some(attempt) {
-                retry(
-                    || self.queue.record_attempt(id, attempt),
-                    "recording an attempt",
-                )
-                .await;
-                last = Some(attempt);
+            let checked = Instant::now();
+            let owned = retry(
+                || self.queue.record_attempt(id, token, attempt),
+                "recording an attempt",
+            )
+            .await;
+            if !owned {
+                return lost(id);
+            }
+            last = Some(attempt);
+            if checked.elapsed() > SEND_WINDOW {
+                continue;
             }
             let requested_at = instant(requested_at_ms);
             let sent = Instant::now();
@@ -187,14 +208,14 @@ impl Workers {
             match outcome {
                 PayOutcome::Paid => {
                     self.routing.succeeded(which);
-                    return self.paid(&job, which, requested_at).await;
+                    return self.paid(&job, token, which, requested_at).await;
                 }
                 PayOutcome::AlreadyPaid => {
                     self.routing.succeeded(which);
                     // Trust the processor's own record of when it was requested.
                     let stored = self.client.lookup(which, id).await.ok().flatten();
                     let at = stored.map_or(requested_at, |s| s.requested_at);
-                    return self.paid(&job, which, at).await;
+                    return self.paid(&job, token, which, at).await;
                 }
                 PayOutcome::NotPaid => self.routing.failed(which),
                 PayOutcome::Unknown => {
@@ -208,7 +229,7 @@ impl Workers {
                         status,
                         "processor refused the payment; dropped"
                     );
-                    return retry(|| self.queue.finish(&job), "finishing a job").await;
+                    return retry(|| self.queue.finish(&job, token), "finishing a job").await;
                 }
             }
             tokio::time::sleep(BACKOFF).await;
@@ -237,7 +258,7 @@ impl Workers {
     }
 
     /// Records a confirmed payment and finishes the job.
-    async fn paid(&self, job: &Job, which: Which, requested_at: DateTime<Utc>) {
+    async fn paid(&self, job: &Job, token: Token, which: Which, requested_at: DateTime<Utc>) {
         let id = job.correlation_id.as_str();
         retry(
             || ledger::record(&self.pool, id, which, job.cents, requested_at),
@@ -245,8 +266,17 @@ impl Workers {
         )
         .await;
         metrics().paid.with_label_values(&[which.name()]).inc();
-        retry(|| self.queue.finish(job), "finishing a job").await;
+        retry(|| self.queue.finish(job, token), "finishing a job").await;
     }
+}
+
+/// Another instance took the payment over while this one was silent: its claim pays it.
+fn lost(correlation_id: &str) {
+    metrics().taken_over.inc();
+    tracing::warn!(
+        correlation_id,
+        "payment taken over by another instance; dropped here"
+    );
 }
 
 /// The payments this instance's tasks are working on.
