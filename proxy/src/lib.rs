@@ -10,6 +10,7 @@ pub mod config;
 pub mod ctx;
 pub mod drain;
 pub mod gateway;
+pub mod header_deadline;
 pub mod health_checks;
 pub mod kafka;
 pub mod keys;

@@ -6,10 +6,13 @@ use clap::Parser;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+use pingora_proxy::HttpProxy;
 use sluice::admin::{AdminService, AdminState};
 use sluice::config;
 use sluice::drain::DrainService;
 use sluice::gateway::Gateway;
+use sluice::header_deadline::HeaderDeadline;
 use sluice::health_checks::HealthCheckService;
 use sluice::kafka::KafkaService;
 use sluice::keys::sync::RedisSyncService;
@@ -85,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config::load(&cli.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let listen = config.server.listen;
     let admin_listen = config.server.admin_listen;
+    let header_timeout = config.server.client_header_timeout;
     let port = listen.port();
 
     let conf = ServerConf {
@@ -113,10 +117,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
+    let mut gateway = HttpProxy::new(
         Gateway::new(snapshot.clone(), &services).context("building the request pipeline")?,
-        "sluice proxy",
+        server.configuration.clone(),
+    );
+    gateway.handle_init_modules();
+    let mut proxy = Service::new(
+        "sluice proxy".to_string(),
+        HeaderDeadline::new(gateway, header_timeout),
     );
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);

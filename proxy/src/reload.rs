@@ -136,6 +136,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if a.grace_period != b.grace_period {
         changed.push("server.grace_period_s");
     }
+    if a.client_header_timeout != b.client_header_timeout {
+        changed.push("server.client_header_timeout_ms");
+    }
     if old.redis.as_ref().map(|r| &r.url) != new.redis.as_ref().map(|r| &r.url) {
         changed.push("redis.url");
     }

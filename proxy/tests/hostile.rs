@@ -16,7 +16,7 @@ use sluice_testkit::http;
 use sluice_testkit::services::Sluice;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn start() -> (Sluice, FakeUpstream) {
     let up = FakeUpstream::start("up");
@@ -200,4 +200,88 @@ fn slow_half_closed_and_deaf_clients_do_not_hold_up_others() {
     assert!(got.is_empty() || got.starts_with("HTTP/1.1 200"), "{got}");
     drop((slow, deaf));
     still_serving(&s);
+}
+
+/// Reads from `s` until `want` has arrived, the server closes, or 3 s pass.
+fn read_until(s: &mut TcpStream, want: &str) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn a_trickling_header_is_cut_off_at_the_deadline_but_slow_bodies_and_idle_keepalive_are_not() {
+    let up = FakeUpstream::start("up");
+    let config = one_route_config(&up.addr.to_string()).replace(
+        "grace_period_s: 1 }",
+        "grace_period_s: 1, client_header_timeout_ms: 1000 }",
+    );
+    let s = Sluice::start(&config);
+
+    // Slowloris: a header byte every 200 ms for up to 8 s. Pingora alone waits 60 s per
+    // read, so this would hold the connection as long as the client liked.
+    let mut slow = TcpStream::connect(s.proxy).expect("connect");
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let mut trickle = slow.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(200));
+            if trickle.write_all(b"X-Slow: 1\r\n").is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 1024];
+    let outcome = slow.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        matches!(outcome, Ok(0) | Err(_))
+            || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 4"),
+        "the slow header got {outcome:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(6),
+        "the connection was still open {waited:?} into a header that never ends"
+    );
+    let _ = slow.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    assert_eq!(up.hits(), 0, "the upstream saw the slow request");
+    still_serving(&s);
+
+    // A body may take longer than the header deadline: it is not a header.
+    let mut body = TcpStream::connect(s.proxy).expect("connect");
+    body.write_all(
+        b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    for b in b"abcdef" {
+        std::thread::sleep(Duration::from_millis(300));
+        body.write_all(&[*b]).expect("body byte");
+    }
+    let text = read_until(&mut body, "up /body");
+    assert_eq!(statuses(&text), [200], "{text}");
+
+    // Idle time between keep-alive requests is not header time either.
+    let mut idle = TcpStream::connect(s.proxy).expect("connect");
+    idle.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let first = read_until(&mut idle, "up /one");
+    assert_eq!(statuses(&first), [200], "{first}");
+    std::thread::sleep(Duration::from_millis(1500));
+    idle.write_all(b"GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let second = read_until(&mut idle, "up /two");
+    assert_eq!(statuses(&second), [200], "{second}");
 }

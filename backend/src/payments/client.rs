@@ -44,11 +44,30 @@ pub struct Health {
     pub min_response_time: u64,
 }
 
+impl Health {
+    /// Parses a `service-health` body; `None` unless it has both fields.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
 /// A payment as one processor stored it (`GET /payments/{id}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stored {
     /// The `requestedAt` it holds.
     pub requested_at: DateTime<Utc>,
+}
+
+impl Stored {
+    /// Parses a `GET /payments/{id}` body; `None` without an RFC 3339 `requestedAt`.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let body: Value = serde_json::from_slice(body).ok()?;
+        let requested_at = body
+            .get("requestedAt")
+            .and_then(Value::as_str)
+            .and_then(rinha::parse_instant)?;
+        Some(Self { requested_at })
+    }
 }
 
 /// Clients for the default and fallback processors.
@@ -133,13 +152,8 @@ impl ProcessorClient {
         match response.status().as_u16() {
             404 => Ok(None),
             200 => {
-                let body: Value = response.json().await.map_err(|_| ())?;
-                let requested_at = body
-                    .get("requestedAt")
-                    .and_then(Value::as_str)
-                    .and_then(rinha::parse_instant)
-                    .ok_or(())?;
-                Ok(Some(Stored { requested_at }))
+                let body = response.bytes().await.map_err(|_| ())?;
+                Stored::parse(&body).map(Some).ok_or(())
             }
             _ => Err(()),
         }
@@ -158,6 +172,6 @@ impl ProcessorClient {
             tracing::warn!(processor = which.name(), status = %response.status(), "service-health refused");
             return None;
         }
-        response.json().await.ok()
+        Health::parse(&response.bytes().await.ok()?)
     }
 }

@@ -146,6 +146,8 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// Whether responses carry `X-Sluice-Upstream`.
     pub upstream_header: bool,
+    /// The deadline on each request header (slowloris).
+    pub client_header_timeout: Duration,
 }
 
 /// A validated upstream group.

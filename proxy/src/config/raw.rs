@@ -144,6 +144,10 @@ pub struct RawServer {
     /// Add `X-Sluice-Upstream: <peer>` to responses.
     #[serde(default = "default_true")]
     pub upstream_header: bool,
+    /// Each request header must arrive within this many ms of its first byte (of the
+    /// connection, for the first request), or the connection is closed.
+    #[serde(default = "default_client_header_timeout_ms")]
+    pub client_header_timeout_ms: u64,
 }
 
 /// One entry of `upstreams:`.
@@ -381,6 +385,10 @@ fn default_admin_listen() -> String {
 fn default_threads() -> usize {
     2
 }
+fn default_client_header_timeout_ms() -> u64 {
+    10_000
+}
+
 fn default_grace_period_s() -> u64 {
     10
 }

@@ -177,6 +177,9 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
     if raw.threads == 0 {
         errors.push("threads", "must be at least 1");
     }
+    if raw.client_header_timeout_ms < 100 {
+        errors.push("client_header_timeout_ms", "must be at least 100");
+    }
     if listen.is_some() && listen == admin_listen {
         errors.push("admin_listen", "must differ from server.listen");
     }
@@ -186,6 +189,7 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
         threads: raw.threads.max(1),
         grace_period: Duration::from_secs(raw.grace_period_s),
         upstream_header: raw.upstream_header,
+        client_header_timeout: Duration::from_millis(raw.client_header_timeout_ms),
     })
 }
 

@@ -1,0 +1,11 @@
+//! libFuzzer target: [`sluice_fuzz::config`].
+#![cfg_attr(fuzzing, no_main)]
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sluice_fuzz::config(data));
+
+/// Built without `cargo fuzz` (as `cargo build --workspace` does): nothing to run.
+#[cfg(not(fuzzing))]
+fn main() {
+    eprintln!("a fuzz target: run it with `make fuzz`");
+}

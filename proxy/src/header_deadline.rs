@@ -1,0 +1,380 @@
+//! A deadline on reading each request's header, which Pingora does not have.
+//!
+//! Pingora bounds each *read* (60 s), not the header as a whole, so a slowloris client
+//! that sends one byte a minute holds its connection (and a task) for as long as it
+//! likes. [`HeaderDeadline`] wraps the proxy application and every accepted connection:
+//! from the connection's start, and again from the first byte a client sends after a
+//! response was written, the header must end (`\r\n\r\n`) within the deadline, or the
+//! read fails with `TimedOut` and Pingora closes the connection (as nginx's
+//! `client_header_timeout` and HAProxy's `timeout http-request` do). Idle time between
+//! requests is the keep-alive timeout's business, not this one's; bodies are not timed.
+//!
+//! The deadline stops for good once the connection is no longer HTTP/1 requests: the
+//! HTTP/2 preface, or a `101 Switching Protocols` written back.
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType,
+};
+use pingora::server::ShutdownWatch;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+const HEADER_END: &[u8] = b"\r\n\r\n";
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const SWITCHING: &[u8] = b"HTTP/1.1 101";
+
+/// A [`ServerApp`] whose connections must deliver each request header within `deadline`.
+pub struct HeaderDeadline<A> {
+    inner: Arc<A>,
+    deadline: Duration,
+}
+
+impl<A> HeaderDeadline<A> {
+    /// Wraps `inner`, e.g. Pingora's `HttpProxy`.
+    pub fn new(inner: A, deadline: Duration) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            deadline,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        session: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // A connection the inner app handed back for reuse is wrapped already.
+        let session: Stream = if session.as_any().is::<DeadlineStream>() {
+            session
+        } else {
+            Box::new(DeadlineStream::new(session, self.deadline))
+        };
+        self.inner.process_new(session, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+/// Where a connection is in its current request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a header; `matched` bytes of `\r\n\r\n` seen at the end of the last read.
+    Header { matched: usize },
+    /// The header has arrived; the next header starts after the server has written.
+    Body,
+    /// A response was written: the deadline starts again with the client's next byte.
+    Answered,
+    /// Not HTTP/1 requests any more (HTTP/2, an upgraded connection): no deadline.
+    Off,
+}
+
+/// An accepted connection with the header deadline applied to its reads.
+pub struct DeadlineStream {
+    inner: Stream,
+    deadline: Duration,
+    phase: Phase,
+    /// Nothing was read yet (where the HTTP/2 preface would be).
+    first_read: bool,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl std::fmt::Debug for DeadlineStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadlineStream")
+            .field("phase", &self.phase)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl DeadlineStream {
+    /// `inner`, whose first header must arrive within `deadline` from now.
+    pub fn new(inner: Stream, deadline: Duration) -> Self {
+        // HTTP/2 chosen in the TLS handshake: frames, not headers ending in a blank line.
+        let h2 = inner.selected_alpn_proto() == Some(pingora::protocols::ALPN::H2);
+        Self {
+            inner,
+            deadline,
+            phase: if h2 {
+                Phase::Off
+            } else {
+                Phase::Header { matched: 0 }
+            },
+            first_read: true,
+            timer: Box::pin(tokio::time::sleep(deadline)),
+        }
+    }
+
+    /// Follows the bytes just read through the header phases.
+    fn observe(&mut self, read: &[u8]) {
+        if read.is_empty() {
+            return;
+        }
+        match self.phase {
+            Phase::Answered => {
+                self.timer.as_mut().reset(Instant::now() + self.deadline);
+                self.phase = Phase::Header { matched: 0 };
+                self.scan(read);
+            }
+            Phase::Header { .. } if self.first_read && read.starts_with(H2_PREFACE) => {
+                self.phase = Phase::Off;
+            }
+            Phase::Header { .. } => self.scan(read),
+            Phase::Body | Phase::Off => {}
+        }
+        self.first_read = false;
+    }
+
+    /// Looks for the end of the header, which may straddle reads.
+    fn scan(&mut self, read: &[u8]) {
+        let Phase::Header { mut matched } = self.phase else {
+            return;
+        };
+        for &b in read {
+            matched = if b == HEADER_END[matched] {
+                matched + 1
+            } else if b == HEADER_END[0] {
+                1
+            } else {
+                0
+            };
+            if matched == HEADER_END.len() {
+                self.phase = Phase::Body;
+                return;
+            }
+        }
+        self.phase = Phase::Header { matched };
+    }
+}
+
+impl AsyncRead for DeadlineStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.observe(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if matches!(this.phase, Phase::Header { .. })
+                    && this.timer.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request header not received within the header deadline",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for DeadlineStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            if n > 0 && this.phase != Phase::Off {
+                this.phase = if buf.starts_with(SWITCHING) {
+                    Phase::Off
+                } else {
+                    Phase::Answered
+                };
+            }
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = written {
+            if n > 0 && this.phase != Phase::Off {
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &b[..]);
+                this.phase = if first.starts_with(SWITCHING) {
+                    Phase::Off
+                } else {
+                    Phase::Answered
+                };
+            }
+        }
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for DeadlineStream {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl UniqueID for DeadlineStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for DeadlineStream {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for DeadlineStream {
+    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for DeadlineStream {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for DeadlineStream {
+    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: pingora::protocols::SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for DeadlineStream {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn stream(input: &[u8]) -> DeadlineStream {
+        DeadlineStream::new(
+            Box::new(Cursor::new(input.to_vec())),
+            Duration::from_secs(1),
+        )
+    }
+
+    /// Reads `n` bytes, `step` at a time, returning the phase after each read.
+    async fn phases(s: &mut DeadlineStream, n: usize, step: usize) -> Vec<Phase> {
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let mut buf = vec![0u8; step.min(left)];
+            let got = s.read(&mut buf).await.expect("read");
+            assert!(got > 0);
+            left -= got;
+            out.push(s.phase);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_header_ends_at_a_blank_line_even_split_across_reads() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody";
+        let mut s = stream(request);
+        let seen = phases(&mut s, request.len() - 4, 1).await;
+        assert_eq!(seen.last(), Some(&Phase::Body));
+        assert!(seen[..seen.len() - 1]
+            .iter()
+            .all(|p| matches!(p, Phase::Header { .. })));
+        // "\r\n" inside the header, and "\r\r\n\r\n", are not an end too early.
+        let mut s = stream(b"GET / HTTP/1.1\r\r\n\r\n");
+        assert_eq!(phases(&mut s, 19, 19).await, [Phase::Body]);
+    }
+
+    #[tokio::test]
+    async fn a_response_restarts_the_deadline_at_the_next_request_and_101_or_h2_end_it() {
+        // A cursor reads and writes at one position: the response overwrites 19 bytes of
+        // padding, and the next read starts after them.
+        let mut s = stream(b"GET / HTTP/1.1\r\n\r\n...................GET /2 HTTP/1.1\r\n");
+        phases(&mut s, 18, 18).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\n\r\n")
+            .await
+            .expect("write");
+        assert_eq!(s.phase, Phase::Answered);
+        assert_eq!(phases(&mut s, 4, 4).await, [Phase::Header { matched: 0 }]);
+
+        let mut s = stream(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+        phases(&mut s, 40, 40).await;
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+            .await
+            .expect("write");
+        assert_eq!(s.phase, Phase::Off);
+
+        let mut s = stream(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00");
+        assert_eq!(phases(&mut s, 26, 26).await, [Phase::Off]);
+    }
+}
