@@ -9,9 +9,14 @@
 //! `client_header_timeout` and HAProxy's `timeout http-request` do). Idle time between
 //! requests is the keep-alive timeout's business, not this one's; bodies are not timed.
 //!
+//! A new connection's first header is read ahead here, before Pingora allocates anything
+//! for the connection: a client that connects and sends part of a header (or nothing)
+//! costs a socket, a small task and the bytes it sent, not a Pingora session.
+//!
 //! The deadline stops for good once the connection is no longer HTTP/1 requests: the
 //! HTTP/2 preface, or a `101 Switching Protocols` written back.
 
+use crate::metrics::metrics;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::{
@@ -31,6 +36,20 @@ use tokio::time::{Instant, Sleep};
 const HEADER_END: &[u8] = b"\r\n\r\n";
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const SWITCHING: &[u8] = b"HTTP/1.1 101";
+/// The most of a first header read ahead before the connection goes to the inner app.
+const READ_AHEAD_LIMIT: usize = 64 * 1024;
+
+/// The L4 buffers of a client connection: no read buffer (Pingora's default is 64 KiB,
+/// allocated at accept: 640 MiB for 10,000 idle clients). The HTTP/1 session reads into
+/// its own header buffer and body chunks, so a buffer in front only saves syscalls for
+/// small reads, which plaintext HTTP/1 does not make. The write side keeps Pingora's
+/// one-MSS buffer.
+pub fn client_buffers() -> pingora::listeners::L4BufferSettings {
+    pingora::listeners::L4BufferSettings::default().read(CLIENT_READ_BUFFER)
+}
+
+/// See [`client_buffers`].
+const CLIENT_READ_BUFFER: usize = 0;
 
 /// A [`ServerApp`] whose connections must deliver each request header within `deadline`.
 pub struct HeaderDeadline<A> {
@@ -56,12 +75,22 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         // A connection the inner app handed back for reuse is wrapped already.
-        let session: Stream = if session.as_any().is::<DeadlineStream>() {
-            session
-        } else {
-            Box::new(DeadlineStream::new(session, self.deadline))
-        };
-        self.inner.process_new(session, shutdown).await
+        if session.as_any().is::<DeadlineStream>() {
+            return self.inner.process_new(session, shutdown).await;
+        }
+        // Until the client's first header has arrived, the connection waits here, in a
+        // small task and a buffer of what was sent: the inner app's per-connection state
+        // (Pingora's session and request future, ~25 KiB) is then not held by clients that
+        // connect and send little or nothing.
+        let first_by = Instant::now() + self.deadline;
+        let mut stream = DeadlineStream::new(session, self.deadline, first_by);
+        let mut stopping = shutdown.clone();
+        tokio::select! {
+            // Closed, failed or past the deadline before a whole header: nothing to answer.
+            read = stream.read_ahead() => read.ok()?,
+            _ = stopping.wait_for(|stop| *stop) => return None,
+        }
+        self.inner.process_new(Box::new(stream), shutdown).await
     }
 
     async fn cleanup(&self) {
@@ -80,6 +109,8 @@ enum Phase {
     Answered,
     /// Not HTTP/1 requests any more (HTTP/2, an upgraded connection): no deadline.
     Off,
+    /// The deadline passed: every read fails.
+    Expired,
 }
 
 /// An accepted connection with the header deadline applied to its reads.
@@ -90,6 +121,10 @@ pub struct DeadlineStream {
     /// Nothing was read yet (where the HTTP/2 preface would be).
     first_read: bool,
     timer: Pin<Box<Sleep>>,
+    /// Bytes read ahead (the first header), served to the next reads before the socket.
+    ahead: Vec<u8>,
+    /// How much of `ahead` was served.
+    served: usize,
 }
 
 impl std::fmt::Debug for DeadlineStream {
@@ -102,10 +137,12 @@ impl std::fmt::Debug for DeadlineStream {
 }
 
 impl DeadlineStream {
-    /// `inner`, whose first header must arrive within `deadline` from now.
-    pub fn new(inner: Stream, deadline: Duration) -> Self {
+    /// `inner`, whose first header must end by `first_by`, and each later one within
+    /// `deadline` of its first byte.
+    pub fn new(inner: Stream, deadline: Duration, first_by: Instant) -> Self {
         // HTTP/2 chosen in the TLS handshake: frames, not headers ending in a blank line.
         let h2 = inner.selected_alpn_proto() == Some(pingora::protocols::ALPN::H2);
+        metrics().client_connections.inc();
         Self {
             inner,
             deadline,
@@ -115,8 +152,69 @@ impl DeadlineStream {
                 Phase::Header { matched: 0 }
             },
             first_read: true,
-            timer: Box::pin(tokio::time::sleep(deadline)),
+            timer: Box::pin(tokio::time::sleep_until(first_by)),
+            ahead: Vec::new(),
+            served: 0,
         }
+    }
+
+    /// Reads until the current header has ended (or [`READ_AHEAD_LIMIT`] bytes: a header
+    /// that long is the inner app's to refuse), keeping the bytes for the next reads.
+    pub async fn read_ahead(&mut self) -> io::Result<()> {
+        self.fill_ahead(|s| {
+            !matches!(s.phase, Phase::Header { .. }) || s.ahead.len() >= READ_AHEAD_LIMIT
+        })
+        .await
+    }
+
+    /// Reads from the socket into `ahead` until `done`; a closed socket is an error.
+    async fn fill_ahead(&mut self, done: impl Fn(&Self) -> bool) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            while !done(self) {
+                let mut chunk = [0u8; 1024];
+                let mut buf = ReadBuf::new(&mut chunk);
+                match self.poll_socket(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                    Poll::Ready(Ok(())) => self.ahead.extend_from_slice(buf.filled()),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Reads from the socket, following the phases and applying the deadline.
+    fn poll_socket(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.phase == Phase::Expired {
+            return Poll::Ready(Err(header_timed_out()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                self.observe(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if matches!(self.phase, Phase::Header { .. })
+                    && self.timer.as_mut().poll(cx).is_ready()
+                {
+                    self.phase = Phase::Expired;
+                    metrics().header_timeouts.inc();
+                    return Poll::Ready(Err(header_timed_out()));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The read-ahead bytes not yet served.
+    fn unread(&self) -> &[u8] {
+        self.ahead.get(self.served..).unwrap_or_default()
     }
 
     /// Follows the bytes just read through the header phases.
@@ -134,7 +232,7 @@ impl DeadlineStream {
                 self.phase = Phase::Off;
             }
             Phase::Header { .. } => self.scan(read),
-            Phase::Body | Phase::Off => {}
+            Phase::Body | Phase::Off | Phase::Expired => {}
         }
         self.first_read = false;
     }
@@ -161,6 +259,19 @@ impl DeadlineStream {
     }
 }
 
+fn header_timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "request header not received within server.client_header_timeout_ms",
+    )
+}
+
+impl Drop for DeadlineStream {
+    fn drop(&mut self) {
+        metrics().client_connections.dec();
+    }
+}
+
 impl AsyncRead for DeadlineStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -168,25 +279,19 @@ impl AsyncRead for DeadlineStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                this.observe(&buf.filled()[before..]);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                if matches!(this.phase, Phase::Header { .. })
-                    && this.timer.as_mut().poll(cx).is_ready()
-                {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "request header not received within the header deadline",
-                    )));
-                }
-                Poll::Pending
-            }
+        let unread = this.unread();
+        if unread.is_empty() {
+            return this.poll_socket(cx, buf);
         }
+        let n = unread.len().min(buf.remaining());
+        buf.put_slice(&unread[..n]);
+        this.served += n;
+        if this.served == this.ahead.len() {
+            // Served in full: the buffer is not kept for the life of the connection.
+            this.ahead = Vec::new();
+            this.served = 0;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -199,7 +304,7 @@ impl AsyncWrite for DeadlineStream {
         let this = &mut *self;
         let written = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = written {
-            if n > 0 && this.phase != Phase::Off {
+            if n > 0 && !matches!(this.phase, Phase::Off | Phase::Expired) {
                 this.phase = if buf.starts_with(SWITCHING) {
                     Phase::Off
                 } else {
@@ -226,7 +331,7 @@ impl AsyncWrite for DeadlineStream {
         let this = &mut *self;
         let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = written {
-            if n > 0 && this.phase != Phase::Off {
+            if n > 0 && !matches!(this.phase, Phase::Off | Phase::Expired) {
                 let first = bufs
                     .iter()
                     .find(|b| !b.is_empty())
@@ -309,8 +414,12 @@ impl GetSocketDigest for DeadlineStream {
 
 #[async_trait]
 impl Peek for DeadlineStream {
+    /// Peeks through the read-ahead bytes, reading more into them when needed.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        let want = buf.len();
+        self.fill_ahead(|s| s.unread().len() >= want).await?;
+        buf.copy_from_slice(&self.unread()[..want]);
+        Ok(true)
     }
 }
 
@@ -321,9 +430,11 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn stream(input: &[u8]) -> DeadlineStream {
+        let deadline = Duration::from_secs(1);
         DeadlineStream::new(
             Box::new(Cursor::new(input.to_vec())),
-            Duration::from_secs(1),
+            deadline,
+            Instant::now() + deadline,
         )
     }
 
@@ -376,5 +487,22 @@ mod tests {
 
         let mut s = stream(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00");
         assert_eq!(phases(&mut s, 26, 26).await, [Phase::Off]);
+    }
+
+    #[tokio::test]
+    async fn the_first_header_read_ahead_is_served_back_in_order() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody";
+        let mut s = stream(request);
+        s.read_ahead().await.expect("read ahead");
+        assert_eq!(s.phase, Phase::Body);
+        let mut peeked = [0u8; 3];
+        assert!(s.try_peek(&mut peeked).await.expect("peek"));
+        assert_eq!(&peeked, b"GET");
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).await.expect("read");
+        assert_eq!(all, request);
+        // A client that goes away mid-header is an error, not a header.
+        let mut s = stream(b"GET / HTTP/1.1\r\nHo");
+        assert!(s.read_ahead().await.is_err());
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::Parser;
+use pingora_core::listeners::ListenerConfig;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -12,7 +13,7 @@ use sluice::admin::{AdminService, AdminState};
 use sluice::config;
 use sluice::drain::DrainService;
 use sluice::gateway::Gateway;
-use sluice::header_deadline::HeaderDeadline;
+use sluice::header_deadline::{self, HeaderDeadline};
 use sluice::health_checks::HealthCheckService;
 use sluice::kafka::KafkaService;
 use sluice::keys::sync::RedisSyncService;
@@ -126,7 +127,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "sluice proxy".to_string(),
         HeaderDeadline::new(gateway, header_timeout),
     );
-    proxy.add_tcp(&listen.to_string());
+    proxy.add_listener(
+        ListenerConfig::tcp(listen.to_string()).l4_buffer(header_deadline::client_buffers()),
+    );
     server.add_service(proxy);
     server.add_service(background_service(
         "health checks",

@@ -39,6 +39,11 @@ pub struct Metrics {
     pub kafka_events: IntCounterVec,
     /// `sluice_kafka_queue_depth`: events waiting in sluice's queue and librdkafka's.
     pub kafka_queue_depth: prometheus::IntGauge,
+    /// `sluice_client_connections`: client connections open on the proxy listener.
+    pub client_connections: prometheus::IntGauge,
+    /// `sluice_header_timeouts_total`: connections closed because a request header did
+    /// not arrive within `server.client_header_timeout_ms`.
+    pub header_timeouts: prometheus::IntCounter,
 }
 
 /// The process-wide metrics.
@@ -136,6 +141,14 @@ impl Metrics {
             "sluice_kafka_queue_depth",
             "Request events waiting for the broker.",
         );
+        let client_connections = prometheus::IntGauge::new(
+            "sluice_client_connections",
+            "Client connections open on the proxy listener.",
+        );
+        let header_timeouts = prometheus::IntCounter::new(
+            "sluice_header_timeouts_total",
+            "Connections closed because a request header did not arrive in time.",
+        );
         // The names and label sets above are constants; registering them into a fresh
         // registry cannot collide.
         #[allow(clippy::expect_used)]
@@ -153,6 +166,8 @@ impl Metrics {
             let hedges = hedges?;
             let kafka_events = kafka_events?;
             let kafka_queue_depth = kafka_queue_depth?;
+            let client_connections = client_connections?;
+            let header_timeouts = header_timeouts?;
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(request_duration.clone()))?;
             registry.register(Box::new(upstream_requests.clone()))?;
@@ -166,6 +181,8 @@ impl Metrics {
             registry.register(Box::new(hedges.clone()))?;
             registry.register(Box::new(kafka_events.clone()))?;
             registry.register(Box::new(kafka_queue_depth.clone()))?;
+            registry.register(Box::new(client_connections.clone()))?;
+            registry.register(Box::new(header_timeouts.clone()))?;
             Ok(Self {
                 registry: registry.clone(),
                 requests,
@@ -181,6 +198,8 @@ impl Metrics {
                 hedges,
                 kafka_events,
                 kafka_queue_depth,
+                client_connections,
+                header_timeouts,
             })
         })()
         .expect("static metric definitions are valid");

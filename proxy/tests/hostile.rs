@@ -285,3 +285,60 @@ fn a_trickling_header_is_cut_off_at_the_deadline_but_slow_bodies_and_idle_keepal
     let second = read_until(&mut idle, "up /two");
     assert_eq!(statuses(&second), [200], "{second}");
 }
+
+/// `sluice_client_connections` from a metrics page.
+fn open_connections(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_client_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The resident memory of process `pid`, in MiB (Linux `/proc`).
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib / 1024
+}
+
+#[test]
+fn ten_thousand_idle_connections_stay_small_and_do_not_block_a_new_client() {
+    const IDLE: usize = 10_000;
+    let (s, _up) = start();
+    let before = rss_mib(s.process.pid());
+    // Half of them never send a byte; the other half send half a request line.
+    let mut idle = Vec::with_capacity(IDLE);
+    for i in 0..IDLE {
+        let mut c = TcpStream::connect(s.proxy).expect("connect an idle client");
+        if i % 2 == 1 {
+            c.write_all(b"GET /idl").expect("write");
+        }
+        idle.push(c);
+    }
+    // Every one of them accepted (and so holding its task) before measuring.
+    let accepted = sluice_testkit::eventually(Duration::from_secs(20), || {
+        let metrics = http::get(s.admin, "/metrics")
+            .map(|r| r.body)
+            .unwrap_or_default();
+        open_connections(&metrics) >= IDLE as f64
+    });
+    let rss = rss_mib(s.process.pid());
+    let started = Instant::now();
+    let r = http::get(s.proxy, "/new").expect("a new client among the idle ones");
+    let served_in = started.elapsed();
+    assert_eq!((r.status, r.body.as_str()), (200, "up /new"));
+    eprintln!(
+        "{IDLE} idle connections: RSS {before} -> {rss} MiB; a new client served in {served_in:?}"
+    );
+    assert!(accepted, "not all {IDLE} idle connections were accepted");
+    assert!(rss < 200, "RSS {rss} MiB with {IDLE} idle connections");
+    // A bound that only a stall (not a slow machine) breaks; the figure itself is
+    // measured by bench/idle.sh.
+    assert!(served_in < Duration::from_secs(2), "{served_in:?}");
+    drop(idle);
+}
