@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice/target
 
-.PHONY: up down test lint bench bench-ab k6-reload k6-payments reload upgrade check-config
+.PHONY: up down test lint fuzz bench bench-ab k6-reload k6-payments reload upgrade check-config
 
 up:            ## install what is missing, build, start the whole stack
 	@scripts/up.sh
@@ -19,6 +19,9 @@ lint:          ## formatting and clippy, as CI runs them
 	python3 scripts/import-cycles.py proxy/src
 	@big=$$(git ls-files '*.rs' | xargs wc -l | awk '$$2 != "total" && $$1 > 600 {print $$2 " (" $$1 " lines)"}'); \
 	  if [ -n "$$big" ]; then echo "files over 600 lines: $$big"; exit 1; else echo "no Rust file over 600 lines"; fi
+
+fuzz:          ## each cargo-fuzz target for FUZZ_SECONDS (60) from its seed corpus (nightly)
+	@scripts/fuzz.sh
 
 bench:         ## direct vs sluice vs nginx on GET /todos; writes bench/RESULTS.md
 	@bench/run.sh
