@@ -5,6 +5,7 @@ use crate::ctx::RequestCtx;
 use crate::services::Services;
 use crate::snapshot::SharedSnapshot;
 use crate::stage::auth::AuthStage;
+use crate::stage::forward::ForwardStage;
 use crate::stage::headers::HeadersStage;
 use crate::stage::hedge::HedgeStage;
 use crate::stage::limits::LimitsStage;
@@ -27,6 +28,7 @@ pub struct Gateway {
     auth: AuthStage,
     ratelimit: RateLimitStage,
     hedge: HedgeStage,
+    forward: ForwardStage,
     upstream: UpstreamStage,
     headers: HeadersStage,
     log: LogStage,
@@ -49,7 +51,8 @@ impl Gateway {
             route: RouteStage,
             auth: AuthStage::new(services.key_cache.clone(), services.key_store.clone()),
             ratelimit: RateLimitStage::new(services.redis.clone()),
-            hedge: HedgeStage::new(HeadersStage)?,
+            hedge: HedgeStage::new(HeadersStage, ForwardStage)?,
+            forward: ForwardStage,
             upstream: UpstreamStage,
             headers: HeadersStage,
             log: LogStage::new(services.events.clone()),
@@ -91,7 +94,8 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.route.rewrite(upstream_request, ctx)
+        self.route.rewrite(upstream_request, ctx)?;
+        self.forward.upstream_request(upstream_request, ctx)
     }
 
     fn fail_to_connect(

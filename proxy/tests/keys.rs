@@ -317,3 +317,71 @@ fn a_flood_of_random_keys_is_limited_and_leaves_good_keys_cached() {
     redis.stop();
     assert_eq!(call(&s, "/api/x", &good).status, 200);
 }
+
+/// The header lines an `/echo-headers` request reached the upstream with, lower-cased.
+fn seen_upstream(body: &str) -> String {
+    body.to_ascii_lowercase()
+}
+
+#[test]
+fn the_key_never_reaches_the_upstream_which_gets_its_id_and_tier_unforged() {
+    let (redis, up) = (Redis::start(), FakeUpstream::start("up"));
+    let s = Sluice::start(&keyed_config(&redis.url(), &up.addr.to_string(), "local"));
+    let (id, key) = create_key(&s, "free");
+    let forged = [
+        ("X-Sluice-Key-Id", "key_admin"),
+        ("X-Sluice-Tier", "unlimited"),
+    ];
+
+    // As X-API-Key, and as Authorization: Bearer, with forged identity headers.
+    let bearer = format!("Bearer {key}");
+    for credential in [
+        ("X-API-Key", key.as_str()),
+        ("Authorization", bearer.as_str()),
+    ] {
+        let mut headers = vec![credential];
+        headers.extend(forged);
+        let r =
+            http::request(s.proxy, "GET", "/api/echo-headers", &headers, None).expect("request");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let seen = seen_upstream(&r.body);
+        assert!(
+            !seen.contains(&key.to_ascii_lowercase()),
+            "the key reached the upstream:\n{seen}"
+        );
+        assert!(
+            !seen.contains("x-api-key") && !seen.contains("authorization"),
+            "{seen}"
+        );
+        assert!(
+            seen.contains(&format!("x-sluice-key-id: {}", id.to_ascii_lowercase())),
+            "{seen}"
+        );
+        assert!(seen.contains("x-sluice-tier: free"), "{seen}");
+        assert!(
+            !seen.contains("key_admin") && !seen.contains("unlimited"),
+            "forged: {seen}"
+        );
+    }
+
+    // On a route without auth, forged identity headers are dropped too; another
+    // Authorization scheme (the upstream's own) is left alone.
+    let r = http::request(
+        s.proxy,
+        "GET",
+        "/open/echo-headers",
+        &[
+            forged[0],
+            forged[1],
+            ("Authorization", "Basic dXNlcjpwdw=="),
+        ],
+        None,
+    )
+    .expect("request");
+    let seen = seen_upstream(&r.body);
+    assert!(
+        !seen.contains("x-sluice-key-id") && !seen.contains("x-sluice-tier"),
+        "{seen}"
+    );
+    assert!(seen.contains("authorization: basic dxnlcjpwdw=="), "{seen}");
+}

@@ -1,6 +1,7 @@
 //! Fake upstreams: tiny HTTP servers on their own threads that answer every request
 //! with 200 and a body naming themselves (and the path they saw), `/health` included.
-//! Paths containing `/slow` are answered after one second.
+//! Paths containing `/slow` are answered after one second; paths containing
+//! `/echo-headers` are answered with the request's header lines, as received.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -92,6 +93,7 @@ fn serve(
         let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
         let mut content_length = 0usize;
         let mut chunked = false;
+        let mut header_lines = String::new();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -100,6 +102,7 @@ fn serve(
             if line == "\r\n" {
                 break;
             }
+            header_lines.push_str(&line);
             if let Some((n, v)) = line.split_once(':') {
                 if n.eq_ignore_ascii_case("content-length") {
                     content_length = v.trim().parse().unwrap_or(0);
@@ -131,7 +134,11 @@ fn serve(
         } else {
             status.0.load(Ordering::Relaxed)
         };
-        let payload = format!("{name} {path}");
+        let payload = if path.contains("/echo-headers") {
+            header_lines
+        } else {
+            format!("{name} {path}")
+        };
         let response = format!(
             "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{payload}",
             payload.len()

@@ -148,6 +148,10 @@ pub struct ServerConfig {
     pub upstream_header: bool,
     /// The deadline on each request header (slowloris).
     pub client_header_timeout: Duration,
+    /// Request header carrying the admitted key's id to upstreams.
+    pub key_id_header: http::HeaderName,
+    /// Request header carrying the admitted key's tier to upstreams.
+    pub tier_header: http::HeaderName,
 }
 
 /// A validated upstream group.
@@ -233,6 +237,8 @@ pub struct RouteConfig {
     pub retry_budget: RetryBudgetConfig,
     /// Hedging, when on.
     pub hedge: Option<HedgeConfig>,
+    /// Whether the client's API key header reaches the upstream.
+    pub forward_credentials: bool,
 }
 
 /// When the hedge is sent.

@@ -148,6 +148,12 @@ pub struct RawServer {
     /// connection, for the first request), or the connection is closed.
     #[serde(default = "default_client_header_timeout_ms")]
     pub client_header_timeout_ms: u64,
+    /// The request header that tells upstreams which key was admitted.
+    #[serde(default = "default_key_id_header")]
+    pub key_id_header: String,
+    /// The request header that tells upstreams the admitted key's tier.
+    #[serde(default = "default_tier_header")]
+    pub tier_header: String,
 }
 
 /// One entry of `upstreams:`.
@@ -298,6 +304,10 @@ pub struct RawRoute {
     /// Hedged requests (a second attempt when the first is slow); off when absent.
     #[serde(default)]
     pub hedge: Option<RawHedge>,
+    /// Forward the client's API key header to the upstream (off: it is removed, and the
+    /// upstream gets the key id and tier instead).
+    #[serde(default)]
+    pub forward_credentials: bool,
 }
 
 /// `hedge:` of a route.
@@ -385,6 +395,14 @@ fn default_admin_listen() -> String {
 fn default_threads() -> usize {
     2
 }
+fn default_key_id_header() -> String {
+    "x-sluice-key-id".into()
+}
+
+fn default_tier_header() -> String {
+    "x-sluice-tier".into()
+}
+
 fn default_client_header_timeout_ms() -> u64 {
     10_000
 }

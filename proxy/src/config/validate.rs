@@ -180,6 +180,8 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
     if raw.client_header_timeout_ms < 100 {
         errors.push("client_header_timeout_ms", "must be at least 100");
     }
+    let key_id_header = header_name(&raw.key_id_header, "key_id_header", errors);
+    let tier_header = header_name(&raw.tier_header, "tier_header", errors);
     if listen.is_some() && listen == admin_listen {
         errors.push("admin_listen", "must differ from server.listen");
     }
@@ -190,7 +192,23 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
         grace_period: Duration::from_secs(raw.grace_period_s),
         upstream_header: raw.upstream_header,
         client_header_timeout: Duration::from_millis(raw.client_header_timeout_ms),
+        key_id_header: key_id_header?,
+        tier_header: tier_header?,
     })
+}
+
+fn header_name(
+    text: &str,
+    field: &'static str,
+    errors: &mut Scope<'_, '_>,
+) -> Option<http::HeaderName> {
+    match http::HeaderName::from_bytes(text.as_bytes()) {
+        Ok(name) => Some(name),
+        Err(_) => {
+            errors.push(field, format!("\"{text}\" is not a valid header name"));
+            None
+        }
+    }
 }
 
 fn upstream(raw: &RawUpstream, errors: &mut Scope<'_, '_>) -> Option<UpstreamConfig> {
@@ -548,6 +566,7 @@ fn routes(
                 .hedge
                 .as_ref()
                 .map(|h| hedge(h, &mut errors.scope("hedge"))),
+            forward_credentials: route.forward_credentials,
         });
     }
     routes

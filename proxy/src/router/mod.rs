@@ -143,6 +143,7 @@ mod tests {
                     min_per_s: 10.0,
                 },
                 hedge: None,
+                forward_credentials: false,
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,

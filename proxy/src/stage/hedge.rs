@@ -12,6 +12,7 @@ use crate::ctx::RequestCtx;
 use crate::metrics::metrics;
 use crate::respond::Refusal;
 use crate::router::{strip_prefix, Route};
+use crate::stage::forward::ForwardStage;
 use crate::stage::headers::HeadersStage;
 use crate::stage::upstream::{begin_attempt, untried_peer, upstream_failure, AttemptKind};
 use crate::stage::{RequestStage, Step};
@@ -84,6 +85,7 @@ type Attempt = (
 pub struct HedgeStage {
     client: reqwest::Client,
     headers: HeadersStage,
+    forward: ForwardStage,
 }
 
 impl RequestStage for HedgeStage {
@@ -105,15 +107,20 @@ impl RequestStage for HedgeStage {
 }
 
 impl HedgeStage {
-    /// A stage with a keep-alive pool per peer; its answers get `headers`' decoration.
-    pub fn new(headers: HeadersStage) -> Result<Self, reqwest::Error> {
+    /// A stage with a keep-alive pool per peer; its requests get `forward`'s edits and
+    /// its answers `headers`' decoration.
+    pub fn new(headers: HeadersStage, forward: ForwardStage) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(128)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
-        Ok(Self { client, headers })
+        Ok(Self {
+            client,
+            headers,
+            forward,
+        })
     }
 
     async fn attempt(&self, peer: SocketAddr, out: &Outgoing) -> Attempt {
@@ -140,7 +147,8 @@ impl HedgeStage {
         cfg: &HedgeConfig,
     ) -> pingora_core::Result<Result<(), Refusal>> {
         let group = &route.upstream;
-        let out = outgoing(session, route).await?;
+        let mut out = outgoing(session, route).await?;
+        self.forward.hedged_request(&mut out.headers, ctx);
         let Some(first_peer) = untried_peer(group, ctx) else {
             return Ok(Err(group.refusal_when_none()));
         };
