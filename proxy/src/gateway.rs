@@ -8,6 +8,7 @@ use crate::stage::auth::AuthStage;
 use crate::stage::forward::ForwardStage;
 use crate::stage::headers::HeadersStage;
 use crate::stage::hedge::HedgeStage;
+use crate::stage::ip_rules::IpRulesStage;
 use crate::stage::limits::LimitsStage;
 use crate::stage::log::LogStage;
 use crate::stage::ratelimit::RateLimitStage;
@@ -25,6 +26,7 @@ pub struct Gateway {
     snapshot: SharedSnapshot,
     limits: LimitsStage,
     route: RouteStage,
+    ip_rules: IpRulesStage,
     auth: AuthStage,
     ratelimit: RateLimitStage,
     hedge: HedgeStage,
@@ -49,6 +51,7 @@ impl Gateway {
             snapshot,
             limits: LimitsStage,
             route: RouteStage,
+            ip_rules: IpRulesStage,
             auth: AuthStage::new(services.key_cache.clone(), services.key_store.clone()),
             ratelimit: RateLimitStage::new(services.redis.clone()),
             hedge: HedgeStage::new(HeadersStage, ForwardStage)?,
@@ -74,6 +77,7 @@ impl ProxyHttp for Gateway {
             ctx,
             self.limits,
             self.route,
+            self.ip_rules,
             self.auth,
             self.ratelimit,
             self.hedge,

@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod keys;
 pub mod limiter;
 pub mod metrics;
+pub mod net;
 pub mod redis_conn;
 pub mod reload;
 pub mod respond;

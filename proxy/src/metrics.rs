@@ -39,6 +39,8 @@ pub struct Metrics {
     pub kafka_events: IntCounterVec,
     /// `sluice_kafka_queue_depth`: events waiting in sluice's queue and librdkafka's.
     pub kafka_queue_depth: prometheus::IntGauge,
+    /// `sluice_refusals_total{reason}`: requests the front-door stages refused.
+    pub refusals: IntCounterVec,
     /// `sluice_client_connections`: client connections open on the proxy listener.
     pub client_connections: prometheus::IntGauge,
     /// `sluice_header_timeouts_total`: connections closed because a request header did
@@ -141,6 +143,13 @@ impl Metrics {
             "sluice_kafka_queue_depth",
             "Request events waiting for the broker.",
         );
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "sluice_refusals_total",
+                "Requests refused by the front-door stages, by reason.",
+            ),
+            &["reason"],
+        );
         let client_connections = prometheus::IntGauge::new(
             "sluice_client_connections",
             "Client connections open on the proxy listener.",
@@ -166,6 +175,7 @@ impl Metrics {
             let hedges = hedges?;
             let kafka_events = kafka_events?;
             let kafka_queue_depth = kafka_queue_depth?;
+            let refusals = refusals?;
             let client_connections = client_connections?;
             let header_timeouts = header_timeouts?;
             registry.register(Box::new(requests.clone()))?;
@@ -181,6 +191,7 @@ impl Metrics {
             registry.register(Box::new(hedges.clone()))?;
             registry.register(Box::new(kafka_events.clone()))?;
             registry.register(Box::new(kafka_queue_depth.clone()))?;
+            registry.register(Box::new(refusals.clone()))?;
             registry.register(Box::new(client_connections.clone()))?;
             registry.register(Box::new(header_timeouts.clone()))?;
             Ok(Self {
@@ -198,6 +209,7 @@ impl Metrics {
                 hedges,
                 kafka_events,
                 kafka_queue_depth,
+                refusals,
                 client_connections,
                 header_timeouts,
             })

@@ -259,3 +259,77 @@ fn the_upstream_header_can_be_turned_off() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-sluice-upstream"), None);
 }
+
+/// Sends a GET for `path` from source address `from` (a loopback address: all of
+/// 127.0.0.0/8 is on `lo`); returns the status and body.
+fn get_from(from: &str, proxy: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = connect_from(from, proxy);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A connection to `to` bound to source address `from` (std cannot bind before
+/// connecting; tokio's `TcpSocket` can).
+fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{from}:0").parse().expect("addr"))
+            .expect("bind the source address");
+        let stream = socket.connect(to).await.expect("connect");
+        let stream = stream.into_std().expect("std stream");
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+    })
+}
+
+#[test]
+fn ip_rules_allow_and_deny_by_client_address() {
+    let up = FakeUpstream::start("up");
+    let peers = [up.addr.to_string()];
+    let s = Sluice::start(&config(
+        &group("g", &peers, 1000),
+        r#"  - { name: open, path_prefix: /, upstream: g }
+  - { name: purge, path_prefix: /purge-payments, upstream: g, allow: [127.0.0.1/32] }
+  - { name: control, path_prefix: /demo/admin, upstream: g, deny: [0.0.0.0/0, "::/0"] }
+  - { name: office, path_prefix: /office, upstream: g, allow: [127.0.0.0/8], deny: [127.0.0.3] }"#,
+    ));
+    let before = up.hits();
+    let (status, body) = get_from("127.0.0.2", s.proxy, "/purge-payments");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"ip_denied\""), "{body}");
+    assert_eq!(up.hits(), before, "a denied request reached the upstream");
+    assert_eq!(get_from("127.0.0.1", s.proxy, "/purge-payments").0, 200);
+    assert_eq!(get_from("127.0.0.1", s.proxy, "/demo/admin/config").0, 403);
+    assert_eq!(get_from("127.0.0.2", s.proxy, "/office").0, 200);
+    assert_eq!(
+        get_from("127.0.0.3", s.proxy, "/office").0,
+        403,
+        "deny wins over allow"
+    );
+    assert_eq!(get_from("127.0.0.2", s.proxy, "/anything").0, 200);
+    let metrics = http::get(s.admin, "/metrics").expect("metrics").body;
+    assert!(
+        metrics.contains("sluice_refusals_total{reason=\"ip_denied\"} 3"),
+        "{metrics}"
+    );
+}

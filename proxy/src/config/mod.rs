@@ -13,8 +13,8 @@ mod validate;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
-    KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig,
-    RouteConfig, ServerConfig, Tier, UpstreamConfig,
+    IpRules, KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig,
+    RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
 };
 
 use lines::LineIndex;
@@ -166,6 +166,32 @@ routes:
         assert_eq!(
             errs[2],
             "t.yaml:9: routes[1].name: duplicate route name \"todo\""
+        );
+    }
+
+    #[test]
+    fn a_bad_cidr_or_header_name_is_named_with_its_line() {
+        let text = GOOD.replace(
+            "upstream: todo }",
+            "upstream: todo, allow: [127.0.0.1/32, 10.0.0.0/40] }",
+        ) + "  - { name: x, path_prefix: /x, upstream: todo, deny: [\"::1\", nope] }\n";
+        let text = text.replace(
+            "  listen: \"127.0.0.1:9999\"",
+            "  listen: \"127.0.0.1:9999\"\n  key_id_header: \"bad header\"",
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.yaml:4: server.key_id_header: "),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("t.yaml:9: routes[0].allow[1]: \"10.0.0.0/40\""),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].starts_with("t.yaml:14: routes[2].deny[1]: \"nope\""),
+            "{errs:?}"
         );
     }
 

@@ -2,8 +2,9 @@
 //! [`super::validate`], never by hand from YAML, so every value here has passed its rules
 //! and defaults are already resolved.
 
+use crate::net::cidr::{any_contains, Cidr};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -239,6 +240,35 @@ pub struct RouteConfig {
     pub hedge: Option<HedgeConfig>,
     /// Whether the client's API key header reaches the upstream.
     pub forward_credentials: bool,
+    /// Which client addresses the route serves.
+    pub ip_rules: IpRules,
+}
+
+/// A route's client address rules: `deny` first, then `allow` (when not empty).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IpRules {
+    /// Served only when in one of these (everyone, when empty).
+    pub allow: Vec<Cidr>,
+    /// Refused when in one of these.
+    pub deny: Vec<Cidr>,
+}
+
+impl IpRules {
+    /// Whether rules apply at all (so the client address need not be looked at).
+    pub fn is_open(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// Whether a client at `ip` is served; an unknown address only on an open route.
+    pub fn admits(&self, ip: Option<IpAddr>) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let Some(ip) = ip else {
+            return false;
+        };
+        !any_contains(&self.deny, ip) && (self.allow.is_empty() || any_contains(&self.allow, ip))
+    }
 }
 
 /// When the hedge is sent.

@@ -308,6 +308,12 @@ pub struct RawRoute {
     /// upstream gets the key id and tier instead).
     #[serde(default)]
     pub forward_credentials: bool,
+    /// Only clients in these CIDR blocks are served (any, when empty).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Clients in these CIDR blocks are refused (before `allow`).
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 /// `hedge:` of a route.

@@ -6,13 +6,14 @@ use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::model::{
     AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
-    KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig,
-    RouteConfig, ServerConfig, Tier, UpstreamConfig,
+    IpRules, KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig,
+    RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
 };
 use super::raw::{
     RawAdmin, RawBreaker, RawConfig, RawDelay, RawHealthCheck, RawHedge, RawKafka, RawRateLimit,
     RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
 };
+use crate::net::cidr::Cidr;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -195,6 +196,20 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
         key_id_header: key_id_header?,
         tier_header: tier_header?,
     })
+}
+
+/// Parses a list of CIDR blocks; each bad one is an error naming its index.
+fn cidrs(raw: &[String], field: &str, errors: &mut Scope<'_, '_>) -> Vec<Cidr> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(j, text)| match text.parse::<Cidr>() {
+            Ok(block) => Some(block),
+            Err(e) => {
+                errors.push(&format!("{field}[{j}]"), e.to_string());
+                None
+            }
+        })
+        .collect()
 }
 
 fn header_name(
@@ -567,6 +582,10 @@ fn routes(
                 .as_ref()
                 .map(|h| hedge(h, &mut errors.scope("hedge"))),
             forward_credentials: route.forward_credentials,
+            ip_rules: IpRules {
+                allow: cidrs(&route.allow, "allow", &mut errors),
+                deny: cidrs(&route.deny, "deny", &mut errors),
+            },
         });
     }
     routes

@@ -144,6 +144,7 @@ mod tests {
                 },
                 hedge: None,
                 forward_credentials: false,
+                ip_rules: Default::default(),
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,

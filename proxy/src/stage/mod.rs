@@ -14,6 +14,7 @@ pub mod auth;
 pub mod forward;
 pub mod headers;
 pub mod hedge;
+pub mod ip_rules;
 pub mod limits;
 pub mod log;
 pub mod ratelimit;

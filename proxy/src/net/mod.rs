@@ -1,0 +1,3 @@
+//! Network address helpers shared by stages and config.
+
+pub mod cidr;
