@@ -30,7 +30,11 @@ for target in $TARGETS; do
   cargo +nightly fuzz run "$target" "$scratch" "fuzz/corpus/$target" -- \
     -max_total_time="$SECONDS_EACH" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==|SUMMARY|ERROR|thread)" || true
-  if ls fuzz/artifacts/"$target"/crash-* fuzz/artifacts/"$target"/timeout-* fuzz/artifacts/"$target"/oom-* >/dev/null 2>&1; then
+  found=""
+  for kind in crash timeout oom; do
+    if compgen -G "fuzz/artifacts/$target/$kind-*" >/dev/null; then found="$kind"; fi
+  done
+  if [ -n "$found" ]; then
     echo "$target: a crash, timeout or OOM input is in fuzz/artifacts/$target/" >&2
     exit 1
   fi
