@@ -5,6 +5,7 @@ use crate::ctx::RequestCtx;
 use crate::services::Services;
 use crate::snapshot::SharedSnapshot;
 use crate::stage::auth::AuthStage;
+use crate::stage::body_limit::BodyLimitStage;
 use crate::stage::forward::ForwardStage;
 use crate::stage::headers::HeadersStage;
 use crate::stage::hedge::HedgeStage;
@@ -27,6 +28,7 @@ pub struct Gateway {
     limits: LimitsStage,
     route: RouteStage,
     ip_rules: IpRulesStage,
+    body_limit: BodyLimitStage,
     auth: AuthStage,
     ratelimit: RateLimitStage,
     hedge: HedgeStage,
@@ -52,6 +54,7 @@ impl Gateway {
             limits: LimitsStage,
             route: RouteStage,
             ip_rules: IpRulesStage,
+            body_limit: BodyLimitStage,
             auth: AuthStage::new(services.key_cache.clone(), services.key_store.clone()),
             ratelimit: RateLimitStage::new(services.redis.clone()),
             hedge: HedgeStage::new(HeadersStage, ForwardStage)?,
@@ -78,6 +81,7 @@ impl ProxyHttp for Gateway {
             self.limits,
             self.route,
             self.ip_rules,
+            self.body_limit,
             self.auth,
             self.ratelimit,
             self.hedge,
@@ -90,6 +94,16 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         self.upstream.select(ctx)
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.body_limit.chunk(session, ctx)
     }
 
     async fn upstream_request_filter(

@@ -242,6 +242,8 @@ pub struct RouteConfig {
     pub forward_credentials: bool,
     /// Which client addresses the route serves.
     pub ip_rules: IpRules,
+    /// The largest request body accepted (`None`: no limit).
+    pub max_body_bytes: Option<u64>,
 }
 
 /// A route's client address rules: `deny` first, then `allow` (when not empty).

@@ -314,6 +314,9 @@ pub struct RawRoute {
     /// Clients in these CIDR blocks are refused (before `allow`).
     #[serde(default)]
     pub deny: Vec<String>,
+    /// The largest request body the route accepts, bytes (0: no limit).
+    #[serde(default = "default_route_max_body_bytes")]
+    pub max_body_bytes: u64,
 }
 
 /// `hedge:` of a route.
@@ -401,6 +404,10 @@ fn default_admin_listen() -> String {
 fn default_threads() -> usize {
     2
 }
+fn default_route_max_body_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
 fn default_key_id_header() -> String {
     "x-sluice-key-id".into()
 }

@@ -586,6 +586,7 @@ fn routes(
                 allow: cidrs(&route.allow, "allow", &mut errors),
                 deny: cidrs(&route.deny, "deny", &mut errors),
             },
+            max_body_bytes: Some(route.max_body_bytes).filter(|n| *n > 0),
         });
     }
     routes

@@ -145,6 +145,7 @@ mod tests {
                 hedge: None,
                 forward_credentials: false,
                 ip_rules: Default::default(),
+                max_body_bytes: None,
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,

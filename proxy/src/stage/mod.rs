@@ -11,6 +11,7 @@
 //! changes what a stage does without rebuilding it.
 
 pub mod auth;
+pub mod body_limit;
 pub mod forward;
 pub mod headers;
 pub mod hedge;
