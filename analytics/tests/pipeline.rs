@@ -52,6 +52,7 @@ fn event(i: usize) -> RequestEvent {
         limited: i.is_multiple_of(10),
         limiter: None,
         hedged: false,
+        request_id: None,
         retries: 0,
     }
 }

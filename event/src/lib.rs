@@ -67,6 +67,9 @@ pub struct RequestEvent {
     /// How the limiter decided (`redis`, `local`, `open`, `closed`), when it ran.
     #[serde(default)]
     pub limiter: Option<String>,
+    /// The request id (`X-Request-Id`, the client's or sluice's), to join logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// A hedge was sent.
     #[serde(default)]
     pub hedged: bool,
@@ -177,6 +180,7 @@ mod tests {
             limited: false,
             limiter: Some("redis".into()),
             hedged: false,
+            request_id: None,
             retries: 0,
         }
     }

@@ -114,6 +114,7 @@ mod tests {
                 limited: i % 7 == 0,
                 limiter: None,
                 hedged: false,
+                request_id: None,
                 retries: 0,
             })
             .collect()

@@ -6,7 +6,7 @@ use crate::limiter::{LimiterMode, RateState};
 use crate::respond::Refusal;
 use crate::router::Route;
 use crate::snapshot::Snapshot;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,6 +48,15 @@ pub struct RequestCtx {
     pub attempt_started: Option<Instant>,
     /// The current attempt's time to its response header.
     pub upstream_latency: Option<std::time::Duration>,
+    /// The client's address: the socket's peer, or with a trusted proxy in front the
+    /// first address in `X-Forwarded-For` that is not one of them.
+    pub client_ip: Option<IpAddr>,
+    /// Whether the socket's peer is a trusted proxy (its `X-Forwarded-*` are kept).
+    pub via_trusted_proxy: bool,
+    /// The request id: the client's valid `X-Request-Id`, or one made here.
+    pub request_id: Option<String>,
+    /// A `traceparent` started here, when the request brought no valid one.
+    pub traceparent: Option<String>,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -73,7 +82,24 @@ impl RequestCtx {
             limiter: None,
             attempt_started: None,
             upstream_latency: None,
+            client_ip: None,
+            via_trusted_proxy: false,
+            request_id: None,
+            traceparent: None,
             _in_flight: InFlight::enter(),
+        }
+    }
+
+    /// A refusal with the headers every answer carries: the request id, and the
+    /// `Server-Timing` of the stages that ran.
+    pub fn decorate(&self, refusal: Refusal) -> Refusal {
+        let refusal = match self.server_timing() {
+            Some(timing) => refusal.with_header("server-timing", timing),
+            None => refusal,
+        };
+        match &self.request_id {
+            Some(id) => refusal.with_header("x-request-id", id.clone()),
+            None => refusal,
         }
     }
 

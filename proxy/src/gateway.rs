@@ -6,7 +6,8 @@ use crate::services::Services;
 use crate::snapshot::SharedSnapshot;
 use crate::stage::auth::AuthStage;
 use crate::stage::body_limit::BodyLimitStage;
-use crate::stage::forward::ForwardStage;
+use crate::stage::client::ClientStage;
+use crate::stage::forward::{Connection, ForwardStage};
 use crate::stage::headers::HeadersStage;
 use crate::stage::hedge::HedgeStage;
 use crate::stage::ip_rules::IpRulesStage;
@@ -25,6 +26,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 /// The gateway: the config snapshot and the stages, in pipeline order.
 pub struct Gateway {
     snapshot: SharedSnapshot,
+    client: ClientStage,
     limits: LimitsStage,
     route: RouteStage,
     ip_rules: IpRulesStage,
@@ -51,6 +53,7 @@ impl Gateway {
     pub fn new(snapshot: SharedSnapshot, services: &Services) -> Result<Self, GatewayError> {
         Ok(Self {
             snapshot,
+            client: ClientStage::new(services.ids.clone()),
             limits: LimitsStage,
             route: RouteStage,
             ip_rules: IpRulesStage,
@@ -78,6 +81,7 @@ impl ProxyHttp for Gateway {
         Ok(run_stages!(
             session,
             ctx,
+            self.client,
             self.limits,
             self.route,
             self.ip_rules,
@@ -108,12 +112,13 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.route.rewrite(upstream_request, ctx)?;
-        self.forward.upstream_request(upstream_request, ctx)
+        self.forward
+            .upstream_request(Connection::of(session), upstream_request, ctx)
     }
 
     fn fail_to_connect(
@@ -168,6 +173,7 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         };
+        let refusal = ctx.decorate(refusal);
         if let Err(write_error) = refusal.write(session).await {
             tracing::debug!(error = %write_error, "could not send the error response downstream");
         }

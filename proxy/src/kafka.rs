@@ -15,6 +15,7 @@
 //! until it is done.
 
 use crate::config::KafkaConfig;
+use crate::ids::IdSource;
 use crate::metrics::metrics;
 use crate::spill::Spill;
 use async_trait::async_trait;
@@ -25,7 +26,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use sluice_event::{BatchEncoder, RequestEvent, ValueCompression};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -45,8 +46,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct EventSink {
     tx: Option<mpsc::Sender<RequestEvent>>,
     rx: Mutex<Option<mpsc::Receiver<RequestEvent>>>,
-    instance: String,
-    sequence: AtomicU64,
+    ids: IdSource,
     dropping: Arc<AtomicBool>,
     spill: Option<Spill>,
     /// `sluice_kafka_events_total{result}` for queued / spilled / dropped, resolved once
@@ -70,16 +70,10 @@ impl EventSink {
             }
             None => (None, None),
         };
-        let mut id = [0u8; 4];
-        let instance = match getrandom::fill(&mut id) {
-            Ok(()) => hex::encode(id),
-            Err(_) => format!("{:08x}", std::process::id()),
-        };
         Self {
             tx,
             rx: Mutex::new(rx),
-            instance,
-            sequence: AtomicU64::new(0),
+            ids: IdSource::default(),
             dropping: Arc::new(AtomicBool::new(false)),
             spill,
             queued: metrics().kafka_events.with_label_values(&["queued"]),
@@ -101,11 +95,7 @@ impl EventSink {
 
     /// A unique event id: this process's random instance id and a sequence number.
     pub fn next_id(&self) -> String {
-        format!(
-            "{}-{}",
-            self.instance,
-            self.sequence.fetch_add(1, Ordering::Relaxed)
-        )
+        self.ids.next_id()
     }
 
     /// Queues `event` for the producer; spills it when the queue is full (or while

@@ -12,6 +12,7 @@ pub mod drain;
 pub mod gateway;
 pub mod header_deadline;
 pub mod health_checks;
+pub mod ids;
 pub mod kafka;
 pub mod keys;
 pub mod limiter;

@@ -3,6 +3,7 @@
 //! and store, the event sink.
 
 use crate::config::Config;
+use crate::ids::IdSource;
 use crate::kafka::EventSink;
 use crate::keys::cache::KeyCache;
 use crate::keys::store::KeyStore;
@@ -30,6 +31,8 @@ pub struct Services {
     pub key_store: Option<KeyStore>,
     /// Request events on their way to Kafka.
     pub events: Arc<EventSink>,
+    /// Request ids and trace context for requests that bring none.
+    pub ids: Arc<IdSource>,
 }
 
 impl Services {
@@ -45,6 +48,7 @@ impl Services {
             .clone()
             .map(|conn| KeyStore::new(conn, key_cache.clone()));
         Ok(Arc::new(Self {
+            ids: Arc::new(IdSource::default()),
             events: Arc::new(EventSink::new(
                 config.kafka.as_ref().map(|k| k.queue_capacity),
                 spill(config)?,

@@ -81,3 +81,107 @@ fn bodies_over_the_route_limit_get_413_with_or_without_a_length() {
         "{metrics}"
     );
 }
+
+/// The header lines the upstream received for `path`, sent from source address `from`
+/// with `headers`, lower-cased; and the response.
+fn echo_from(s: &Sluice, from: &str, headers: &[(&str, &str)]) -> (String, String) {
+    let mut c = common::connect_from(from, s.proxy);
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut head =
+        String::from("GET /echo-headers HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    c.write_all(head.as_bytes()).expect("write");
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    let (response_head, body) = got.split_once("\r\n\r\n").unwrap_or((&got, ""));
+    (
+        body.to_ascii_lowercase(),
+        response_head.to_ascii_lowercase(),
+    )
+}
+
+fn header<'a>(lines: &'a str, name: &str) -> Option<&'a str> {
+    lines
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+#[test]
+fn forwarding_headers_request_ids_and_trusted_proxies() {
+    let up = FakeUpstream::start("up");
+    let config = one_route_config(&up.addr.to_string())
+        .replace(
+            "grace_period_s: 1 }",
+            "grace_period_s: 1, trusted_proxies: [127.0.0.2/32] }",
+        )
+        .replace(
+            "  - { name: r, path_prefix: /, upstream: g }",
+            "  - { name: r, path_prefix: /, upstream: g }\n  - { name: partners, path_prefix: /partners, upstream: g, allow: [203.0.113.0/24] }",
+        );
+    let s = Sluice::start(&config);
+
+    // A client (not a trusted proxy) forging its address: the forgery is not passed on.
+    let (seen, response) = echo_from(&s, "127.0.0.1", &[("X-Forwarded-For", "203.0.113.9")]);
+    assert_eq!(
+        header(&seen, "x-forwarded-for"),
+        Some("127.0.0.1"),
+        "{seen}"
+    );
+    assert_eq!(header(&seen, "x-forwarded-proto"), Some("http"), "{seen}");
+    assert_eq!(
+        header(&seen, "x-forwarded-host"),
+        Some("shop.example"),
+        "{seen}"
+    );
+    // A request id made here, the same upstream and back; a trace started.
+    let id = header(&response, "x-request-id").expect("a request id on the response");
+    assert_eq!(header(&seen, "x-request-id"), Some(id), "{seen}");
+    let trace = header(&seen, "traceparent").expect("a traceparent started");
+    assert!(trace.starts_with("00-") && trace.len() == 55, "{trace}");
+
+    // Through the trusted proxy at 127.0.0.2: its list is believed and extended, its
+    // X-Forwarded-Proto kept; the client's own id and trace pass through.
+    let trace_in = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (seen, response) = echo_from(
+        &s,
+        "127.0.0.2",
+        &[
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Request-Id", "Req-42"),
+            ("traceparent", trace_in),
+        ],
+    );
+    assert_eq!(
+        header(&seen, "x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.2"),
+        "{seen}"
+    );
+    assert_eq!(header(&seen, "x-forwarded-proto"), Some("https"), "{seen}");
+    assert_eq!(header(&seen, "x-request-id"), Some("req-42"), "{seen}");
+    assert_eq!(header(&response, "x-request-id"), Some("req-42"));
+    assert_eq!(header(&seen, "traceparent"), Some(trace_in), "{seen}");
+    // A request id that is not a plain token is replaced.
+    let (seen, _) = echo_from(&s, "127.0.0.1", &[("X-Request-Id", "a b\"c")]);
+    assert_ne!(header(&seen, "x-request-id"), Some("a b\"c"), "{seen}");
+
+    // The client address that rules see: the forwarded one only via the trusted proxy.
+    let partners = |from: &str| {
+        let mut c = common::connect_from(from, s.proxy);
+        c.write_all(b"GET /partners HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut got = String::new();
+        let _ = c.read_to_string(&mut got);
+        got
+    };
+    assert!(partners("127.0.0.2").starts_with("HTTP/1.1 200"));
+    assert!(
+        partners("127.0.0.1").starts_with("HTTP/1.1 403"),
+        "a forged address was believed"
+    );
+}

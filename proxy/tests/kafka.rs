@@ -84,10 +84,31 @@ async fn every_request_becomes_one_event_and_matches_the_metrics() {
     let n = 300;
     for i in 0..n {
         let path = if i % 10 == 0 { "/nowhere" } else { "/app/x" };
-        http::get(s.proxy, path).expect("GET");
+        if i == 1 {
+            let r = http::request(
+                s.proxy,
+                "GET",
+                path,
+                &[("X-Request-Id", "req-test-1")],
+                None,
+            )
+            .expect("GET");
+            assert_eq!(r.header("x-request-id"), Some("req-test-1"));
+        } else {
+            http::get(s.proxy, path).expect("GET");
+        }
     }
     let events = consume(&cluster.bootstrap_servers(), n, Duration::from_secs(20)).await;
     assert_eq!(events.len(), n, "one event per request");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.request_id.as_deref() == Some("req-test-1")),
+        "the client's request id is in its event"
+    );
+    let ids: std::collections::HashSet<_> =
+        events.iter().filter_map(|e| e.request_id.clone()).collect();
+    assert_eq!(ids.len(), n, "every event has its own request id");
     let by_route = |r: &str| events.iter().filter(|e| e.route == r).count();
     assert_eq!((by_route("app"), by_route("none")), (270, 30));
     assert!(events

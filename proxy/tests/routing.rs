@@ -1,6 +1,8 @@
 //! The gateway against fake upstreams: routing, round robin, prefix stripping, retries
 //! on connect failure, health checks, JSON errors, metrics and the admin listener.
 
+mod common;
+
 use sluice_testkit::fake::FakeUpstream;
 use sluice_testkit::http::{self, Response};
 use sluice_testkit::services::Sluice;
@@ -264,7 +266,7 @@ fn the_upstream_header_can_be_turned_off() {
 /// 127.0.0.0/8 is on `lo`); returns the status and body.
 fn get_from(from: &str, proxy: std::net::SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut stream = connect_from(from, proxy);
+    let mut stream = common::connect_from(from, proxy);
     stream
         .set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
@@ -281,25 +283,6 @@ fn get_from(from: &str, proxy: std::net::SocketAddr, path: &str) -> (u16, String
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
-}
-
-/// A connection to `to` bound to source address `from` (std cannot bind before
-/// connecting; tokio's `TcpSocket` can).
-fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind(format!("{from}:0").parse().expect("addr"))
-            .expect("bind the source address");
-        let stream = socket.connect(to).await.expect("connect");
-        let stream = stream.into_std().expect("std stream");
-        stream.set_nonblocking(false).expect("blocking");
-        stream
-    })
 }
 
 #[test]

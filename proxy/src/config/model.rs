@@ -149,6 +149,8 @@ pub struct ServerConfig {
     pub upstream_header: bool,
     /// The deadline on each request header (slowloris).
     pub client_header_timeout: Duration,
+    /// Peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
     /// Request header carrying the admitted key's id to upstreams.
     pub key_id_header: http::HeaderName,
     /// Request header carrying the admitted key's tier to upstreams.

@@ -148,6 +148,9 @@ pub struct RawServer {
     /// connection, for the first request), or the connection is closed.
     #[serde(default = "default_client_header_timeout_ms")]
     pub client_header_timeout_ms: u64,
+    /// Peers (load balancers, CDNs) whose `X-Forwarded-*` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// The request header that tells upstreams which key was admitted.
     #[serde(default = "default_key_id_header")]
     pub key_id_header: String,

@@ -193,6 +193,7 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
         grace_period: Duration::from_secs(raw.grace_period_s),
         upstream_header: raw.upstream_header,
         client_header_timeout: Duration::from_millis(raw.client_header_timeout_ms),
+        trusted_proxies: cidrs(&raw.trusted_proxies, "trusted_proxies", errors),
         key_id_header: key_id_header?,
         tier_header: tier_header?,
     })

@@ -39,7 +39,7 @@ impl RequestStage for AuthStage {
             return Ok(Step::Continue);
         }
         let started = std::time::Instant::now();
-        let client = client_ip(session);
+        let client = client_ip(session, ctx);
         let checked = self
             .check(
                 &session.req_header().headers,

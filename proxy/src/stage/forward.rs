@@ -1,11 +1,17 @@
-//! Forward stage: what the upstream request carries in place of the client's secrets.
+//! Forward stage: what the upstream request carries besides the client's own headers.
 //!
-//! On a route with `auth: api_key`, the header that carried the key (`X-API-Key`, or an
-//! `Authorization: Bearer`) is removed unless the route sets `forward_credentials`; the
-//! upstream learns who called from `server.key_id_header` and `server.tier_header`
-//! instead. Those two are removed from every client request first, on every route, so
-//! a client cannot forge them. The same edits apply to the proxied request and to a
-//! hedge's copy of it.
+//! - **Credentials stay here.** On a route with `auth: api_key`, the header that carried
+//!   the key (`X-API-Key`, or an `Authorization: Bearer`) is removed unless the route sets
+//!   `forward_credentials`; the upstream learns who called from `server.key_id_header` and
+//!   `server.tier_header` instead. Those two are removed from every client request
+//!   first, on every route, so a client cannot forge them.
+//! - **Forwarding headers.** `X-Forwarded-For` gets the socket peer appended when the
+//!   peer is a trusted proxy, and is replaced by the peer otherwise (a client's own list
+//!   is not passed on as if it were true); `X-Forwarded-Proto` and `X-Forwarded-Host`
+//!   are set, or kept when a trusted proxy sent them. `X-Request-Id` is the request's id,
+//!   and `traceparent` the one the client stage started, when it did.
+//!
+//! The same edits apply to the proxied request and to a hedge's copy of it.
 
 use crate::config::AuthMode;
 use crate::ctx::RequestCtx;
@@ -13,9 +19,17 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_core::Result;
 use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+use std::net::IpAddr;
 
 /// The client's own key header.
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The request id header, also set on responses.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Rewrites the request headers an upstream sees.
 #[derive(Debug, Default)]
@@ -24,13 +38,38 @@ pub struct ForwardStage;
 /// The edits for one request: headers to drop, then headers to set.
 struct Edits {
     remove: [Option<HeaderName>; 4],
-    set: [Option<(HeaderName, HeaderValue)>; 2],
+    set: [Option<(HeaderName, HeaderValue)>; 7],
+}
+
+/// What the edits need to know about the connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    /// The socket peer (the client, or the proxy in front of it).
+    pub peer: Option<IpAddr>,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+impl Connection {
+    /// The connection `session` arrived on.
+    pub fn of(session: &Session) -> Self {
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        Self {
+            peer: crate::stage::peer_ip(session),
+            scheme: if tls { "https" } else { "http" },
+        }
+    }
 }
 
 impl ForwardStage {
     /// `upstream_request_filter`: applies the edits to the request Pingora sends.
-    pub fn upstream_request(&self, request: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
-        let edits = edits(&request.headers, ctx);
+    pub fn upstream_request(
+        &self,
+        conn: Connection,
+        request: &mut RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let edits = edits(conn, &request.headers, ctx);
         for name in edits.remove.into_iter().flatten() {
             request.remove_header(&name);
         }
@@ -41,8 +80,8 @@ impl ForwardStage {
     }
 
     /// The hedge stage's copy of the request: the same edits.
-    pub fn hedged_request(&self, headers: &mut HeaderMap, ctx: &RequestCtx) {
-        let edits = edits(headers, ctx);
+    pub fn hedged_request(&self, conn: Connection, headers: &mut HeaderMap, ctx: &RequestCtx) {
+        let edits = edits(conn, headers, ctx);
         for name in edits.remove.into_iter().flatten() {
             headers.remove(&name);
         }
@@ -52,7 +91,7 @@ impl ForwardStage {
     }
 }
 
-fn edits(headers: &HeaderMap, ctx: &RequestCtx) -> Edits {
+fn edits(conn: Connection, headers: &HeaderMap, ctx: &RequestCtx) -> Edits {
     let server = &ctx.snapshot.config.server;
     let mut edits = Edits {
         remove: [
@@ -61,8 +100,9 @@ fn edits(headers: &HeaderMap, ctx: &RequestCtx) -> Edits {
             None,
             None,
         ],
-        set: [None, None],
+        set: Default::default(),
     };
+    forwarding(conn, headers, ctx, &mut edits.set);
     let Some(route) = ctx.route.as_ref() else {
         return edits;
     };
@@ -81,12 +121,59 @@ fn edits(headers: &HeaderMap, ctx: &RequestCtx) -> Edits {
     if let Some(key) = &ctx.key {
         // Key ids and tier names are checked to be header-safe where they are made; a
         // value that is not is left out rather than failing the request.
-        edits.set[0] = HeaderValue::from_str(&key.id)
+        edits.set[5] = HeaderValue::from_str(&key.id)
             .ok()
             .map(|v| (server.key_id_header.clone(), v));
-        edits.set[1] = HeaderValue::from_str(&key.tier)
+        edits.set[6] = HeaderValue::from_str(&key.tier)
             .ok()
             .map(|v| (server.tier_header.clone(), v));
     }
     edits
+}
+
+/// `X-Forwarded-*`, `X-Request-Id` and `traceparent`, into `set[0..5]`.
+fn forwarding(
+    conn: Connection,
+    headers: &HeaderMap,
+    ctx: &RequestCtx,
+    set: &mut [Option<(HeaderName, HeaderValue)>; 7],
+) {
+    let trusted = ctx.via_trusted_proxy;
+    if let Some(peer) = conn.peer {
+        let prior: Vec<&str> = if trusted {
+            headers
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let value = if prior.is_empty() {
+            peer.to_string()
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        };
+        set[0] = HeaderValue::from_str(&value)
+            .ok()
+            .map(|v| (X_FORWARDED_FOR, v));
+    }
+    if !(trusted && headers.contains_key(X_FORWARDED_PROTO)) {
+        set[1] = Some((X_FORWARDED_PROTO, HeaderValue::from_static(conn.scheme)));
+    }
+    if !(trusted && headers.contains_key(X_FORWARDED_HOST)) {
+        set[2] = headers
+            .get(http::header::HOST)
+            .map(|host| (X_FORWARDED_HOST, host.clone()));
+    }
+    set[3] = ctx
+        .request_id
+        .as_deref()
+        .and_then(|id| HeaderValue::from_str(id).ok())
+        .map(|v| (X_REQUEST_ID, v));
+    set[4] = ctx
+        .traceparent
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .map(|v| (TRACEPARENT, v));
 }

@@ -3,6 +3,7 @@
 //! state (`RateLimit-Policy`, `RateLimit`), and `X-Sluice-Upstream` when the config asks.
 
 use crate::ctx::RequestCtx;
+use crate::stage::forward::X_REQUEST_ID;
 use pingora_core::Result;
 use pingora_http::ResponseHeader;
 
@@ -18,6 +19,9 @@ impl HeadersStage {
     pub fn response(&self, response: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
         if let Some(timing) = ctx.server_timing() {
             response.append_header("server-timing", timing)?;
+        }
+        if let Some(id) = &ctx.request_id {
+            response.insert_header(X_REQUEST_ID, id.as_str())?;
         }
         if let Some(rate) = &ctx.rate {
             response.insert_header("ratelimit-policy", rate.policy_header())?;

@@ -12,7 +12,7 @@ use crate::ctx::RequestCtx;
 use crate::metrics::metrics;
 use crate::respond::Refusal;
 use crate::router::{strip_prefix, Route};
-use crate::stage::forward::ForwardStage;
+use crate::stage::forward::{Connection, ForwardStage};
 use crate::stage::headers::HeadersStage;
 use crate::stage::upstream::{begin_attempt, untried_peer, upstream_failure, AttemptKind};
 use crate::stage::{RequestStage, Step};
@@ -148,7 +148,8 @@ impl HedgeStage {
     ) -> pingora_core::Result<Result<(), Refusal>> {
         let group = &route.upstream;
         let mut out = outgoing(session, route).await?;
-        self.forward.hedged_request(&mut out.headers, ctx);
+        self.forward
+            .hedged_request(Connection::of(session), &mut out.headers, ctx);
         let Some(first_peer) = untried_peer(group, ctx) else {
             return Ok(Err(group.refusal_when_none()));
         };

@@ -20,7 +20,7 @@ impl RequestStage for IpRulesStage {
             return Ok(Step::Continue);
         };
         let rules = &route.config.ip_rules;
-        if rules.is_open() || rules.admits(client_ip(session)) {
+        if rules.is_open() || rules.admits(client_ip(session, ctx)) {
             return Ok(Step::Continue);
         }
         metrics().refusals.with_label_values(&["ip_denied"]).inc();

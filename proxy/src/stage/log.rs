@@ -26,7 +26,7 @@ impl LogStage {
     pub fn run(&self, session: &Session, ctx: &RequestCtx, status: u16) {
         if self.events.enabled() {
             self.events.emit(request_event(
-                RequestFacts::of(session),
+                RequestFacts::of(session, ctx),
                 ctx,
                 status,
                 self.events.next_id(),
@@ -55,12 +55,12 @@ struct RequestFacts {
 }
 
 impl RequestFacts {
-    fn of(session: &Session) -> Self {
+    fn of(session: &Session, ctx: &RequestCtx) -> Self {
         let req = session.req_header();
         Self {
             method: req.method.as_str().to_string(),
             path: req.uri.path().to_string(),
-            client_ip: crate::stage::client_ip(session).map(|ip| ip.to_string()),
+            client_ip: crate::stage::client_ip(session, ctx).map(|ip| ip.to_string()),
             bytes_in: u64::try_from(session.body_bytes_read()).unwrap_or(u64::MAX),
             bytes_out: u64::try_from(session.body_bytes_sent()).unwrap_or(u64::MAX),
         }
@@ -103,6 +103,7 @@ fn request_event(facts: RequestFacts, ctx: &RequestCtx, status: u16, id: String)
         limited: ctx.refusal.as_ref().is_some_and(Refusal::is_rate_limited),
         limiter: ctx.limiter.map(|mode| mode.as_str().to_string()),
         hedged: ctx.hedged,
+        request_id: ctx.request_id.clone(),
         retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged)))
             .unwrap_or(u32::MAX),
     }

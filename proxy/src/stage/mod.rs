@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod body_limit;
+pub mod client;
 pub mod forward;
 pub mod headers;
 pub mod hedge;
@@ -50,21 +51,24 @@ pub trait RequestStage: Send + Sync {
     ) -> impl Future<Output = Result<Step>> + Send;
 }
 
-/// The client's address as this connection sees it (the peer of the downstream socket).
-pub fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+/// The socket peer's address (a proxy's, when one is in front).
+pub fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
 }
 
+/// The client's address as the client stage found it (trusted proxies looked through),
+/// or the socket peer's when the stage did not run.
+pub fn client_ip(session: &Session, ctx: &RequestCtx) -> Option<std::net::IpAddr> {
+    ctx.client_ip.or_else(|| peer_ip(session))
+}
+
 /// Writes `refusal` (with the `Server-Timing` of the stages that ran) and keeps it in the
 /// context for the log stage.
 pub async fn refuse(session: &mut Session, ctx: &mut RequestCtx, refusal: Refusal) -> Result<()> {
-    let refusal = match ctx.server_timing() {
-        Some(timing) => refusal.with_header("server-timing", timing),
-        None => refusal,
-    };
+    let refusal = ctx.decorate(refusal);
     let written = refusal.write(session).await;
     ctx.refusal = Some(refusal);
     written

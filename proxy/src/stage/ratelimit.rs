@@ -35,7 +35,8 @@ fn subject(session: &Session, ctx: &RequestCtx) -> Option<(String, String)> {
         RateLimitMode::Off => None,
         RateLimitMode::Key => ctx.key.as_ref().map(|k| (k.id.clone(), k.tier.clone())),
         RateLimitMode::Ip { tier } => {
-            let ip = client_ip(session).map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+            let ip =
+                client_ip(session, ctx).map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
             Some((format!("ip:{ip}"), tier.clone()))
         }
     }

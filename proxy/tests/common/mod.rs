@@ -91,3 +91,22 @@ pub fn stage_ms(r: &Response, stage: &str) -> Option<f64> {
         (name == stage).then(|| dur.parse().ok()).flatten()
     })
 }
+
+/// A connection to `to` bound to source address `from` (std cannot bind before
+/// connecting; tokio's `TcpSocket` can).
+pub fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{from}:0").parse().expect("addr"))
+            .expect("bind the source address");
+        let stream = socket.connect(to).await.expect("connect");
+        let stream = stream.into_std().expect("std stream");
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+    })
+}
