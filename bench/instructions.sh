@@ -86,8 +86,11 @@ TABLE="| route | $(basename "$A_BIN") instr/request | $(basename "$B_BIN") instr
 | plain | $A_PLAIN | $B_PLAIN | $(ratio "$A_PLAIN" "$B_PLAIN") |
 | keyed (API key + Redis bucket) | $A_KEYED | $B_KEYED | $(ratio "$A_KEYED" "$B_KEYED") |"
 echo "$TABLE"
+# Each run is appended: the file keeps the history of comparisons (the tables name
+# the binaries compared).
 mkdir -p bench/results
 {
+  echo
   echo "## Instructions per request (callgrind) — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "Command: \`DURATION=$DURATION bench/instructions.sh OLD NEW\` (one worker thread, nginx"
@@ -95,5 +98,5 @@ mkdir -p bench/results
   echo "between zeroing and dumping, divided by the requests wrk completed)."
   echo
   echo "$TABLE"
-} >bench/results/16-instructions.md
+} >>bench/results/16-instructions.md
 bench/compose.sh
