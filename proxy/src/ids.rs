@@ -36,9 +36,14 @@ impl IdSource {
         self.sequence.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// `{instance}-{sequence}`, both hex: unique across instances and restarts.
+    /// `{instance}-{sequence}`, both 16 hex digits: unique across instances and
+    /// restarts.
     pub fn next_id(&self) -> String {
-        format!("{:016x}-{:x}", self.instance, self.next_sequence())
+        let mut id = String::with_capacity(33);
+        push_hex(&mut id, self.instance);
+        id.push('-');
+        push_hex(&mut id, self.next_sequence());
+        id
     }
 
     /// A fresh W3C `traceparent` (version 00, sampled): a 128-bit trace id of instance
@@ -46,7 +51,23 @@ impl IdSource {
     pub fn next_traceparent(&self) -> String {
         let sequence = self.next_sequence();
         let span = (sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.instance) | 1;
-        format!("00-{:016x}{sequence:016x}-{span:016x}-01", self.instance)
+        let mut t = String::with_capacity(55);
+        t.push_str("00-");
+        push_hex(&mut t, self.instance);
+        push_hex(&mut t, sequence);
+        t.push('-');
+        push_hex(&mut t, span);
+        t.push_str("-01");
+        t
+    }
+}
+
+/// Appends `n` as 16 lower-case hex digits (on every request: `format!` costs ~10×).
+fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        let digit = (n >> (shift * 4)) & 0xf;
+        out.push(char::from(DIGITS[digit as usize]));
     }
 }
 
@@ -82,6 +103,10 @@ mod tests {
         let ids = IdSource::default();
         let (a, b) = (ids.next_id(), ids.next_id());
         assert_ne!(a, b);
+        assert_eq!(a.len(), 33, "{a}");
+        let mut hex = String::new();
+        push_hex(&mut hex, 0x00ab_cdef_0123_4567);
+        assert_eq!(hex, "00abcdef01234567");
         for _ in 0..100 {
             let t = ids.next_traceparent();
             assert!(is_valid_traceparent(t.as_bytes()), "{t}");

@@ -24,12 +24,14 @@ use std::net::IpAddr;
 
 /// The client's own key header.
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+// Plain names, not `HeaderName`s: Pingora's `insert_header` copies a `HeaderName` into
+// a new buffer before parsing it again, a static string it takes as it is.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
 /// The request id header, also set on responses.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const X_REQUEST_ID: &str = "x-request-id";
+const TRACEPARENT: &str = "traceparent";
 
 /// Rewrites the request headers an upstream sees.
 #[derive(Debug, Default)]
@@ -38,7 +40,14 @@ pub struct ForwardStage;
 /// The edits for one request: headers to drop, then headers to set.
 struct Edits {
     remove: [Option<HeaderName>; 4],
-    set: [Option<(HeaderName, HeaderValue)>; 7],
+    set: [Option<(Name, HeaderValue)>; 7],
+}
+
+/// A header to set: one of ours (static), or a configured one.
+#[derive(Debug, Clone)]
+enum Name {
+    Static(&'static str),
+    Configured(HeaderName),
 }
 
 /// What the edits need to know about the connection.
@@ -74,7 +83,10 @@ impl ForwardStage {
             request.remove_header(&name);
         }
         for (name, value) in edits.set.into_iter().flatten() {
-            request.insert_header(name, value)?;
+            match name {
+                Name::Static(name) => request.insert_header(name, value)?,
+                Name::Configured(name) => request.insert_header(name, value)?,
+            }
         }
         Ok(())
     }
@@ -86,7 +98,10 @@ impl ForwardStage {
             headers.remove(&name);
         }
         for (name, value) in edits.set.into_iter().flatten() {
-            headers.insert(name, value);
+            match name {
+                Name::Static(name) => headers.insert(HeaderName::from_static(name), value),
+                Name::Configured(name) => headers.insert(name, value),
+            };
         }
     }
 }
@@ -123,10 +138,10 @@ fn edits(conn: Connection, headers: &HeaderMap, ctx: &RequestCtx) -> Edits {
         // value that is not is left out rather than failing the request.
         edits.set[5] = HeaderValue::from_str(&key.id)
             .ok()
-            .map(|v| (server.key_id_header.clone(), v));
+            .map(|v| (Name::Configured(server.key_id_header.clone()), v));
         edits.set[6] = HeaderValue::from_str(&key.tier)
             .ok()
-            .map(|v| (server.tier_header.clone(), v));
+            .map(|v| (Name::Configured(server.tier_header.clone()), v));
     }
     edits
 }
@@ -136,7 +151,7 @@ fn forwarding(
     conn: Connection,
     headers: &HeaderMap,
     ctx: &RequestCtx,
-    set: &mut [Option<(HeaderName, HeaderValue)>; 7],
+    set: &mut [Option<(Name, HeaderValue)>; 7],
 ) {
     let trusted = ctx.via_trusted_proxy;
     if let Some(peer) = conn.peer {
@@ -156,24 +171,27 @@ fn forwarding(
         };
         set[0] = HeaderValue::from_str(&value)
             .ok()
-            .map(|v| (X_FORWARDED_FOR, v));
+            .map(|v| (Name::Static(X_FORWARDED_FOR), v));
     }
     if !(trusted && headers.contains_key(X_FORWARDED_PROTO)) {
-        set[1] = Some((X_FORWARDED_PROTO, HeaderValue::from_static(conn.scheme)));
+        set[1] = Some((
+            Name::Static(X_FORWARDED_PROTO),
+            HeaderValue::from_static(conn.scheme),
+        ));
     }
     if !(trusted && headers.contains_key(X_FORWARDED_HOST)) {
         set[2] = headers
             .get(http::header::HOST)
-            .map(|host| (X_FORWARDED_HOST, host.clone()));
+            .map(|host| (Name::Static(X_FORWARDED_HOST), host.clone()));
     }
     set[3] = ctx
         .request_id
         .as_deref()
         .and_then(|id| HeaderValue::from_str(id).ok())
-        .map(|v| (X_REQUEST_ID, v));
+        .map(|v| (Name::Static(X_REQUEST_ID), v));
     set[4] = ctx
         .traceparent
         .as_deref()
         .and_then(|t| HeaderValue::from_str(t).ok())
-        .map(|v| (TRACEPARENT, v));
+        .map(|v| (Name::Static(TRACEPARENT), v));
 }
