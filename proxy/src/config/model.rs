@@ -246,6 +246,8 @@ pub struct RouteConfig {
     pub ip_rules: IpRules,
     /// The largest request body accepted (`None`: no limit).
     pub max_body_bytes: Option<u64>,
+    /// The prefix matches only at segment ends.
+    pub whole_segments: bool,
 }
 
 /// A route's client address rules: `deny` first, then `allow` (when not empty).

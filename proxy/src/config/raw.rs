@@ -320,6 +320,9 @@ pub struct RawRoute {
     /// The largest request body the route accepts, bytes (0: no limit).
     #[serde(default = "default_route_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Match `path_prefix` only at segment ends (`/api` matches `/api/x`, not `/apix`).
+    #[serde(default)]
+    pub whole_segments: bool,
 }
 
 /// `hedge:` of a route.

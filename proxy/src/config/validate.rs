@@ -588,6 +588,7 @@ fn routes(
                 deny: cidrs(&route.deny, "deny", &mut errors),
             },
             max_body_bytes: Some(route.max_body_bytes).filter(|n| *n > 0),
+            whole_segments: route.whole_segments,
         });
     }
     routes

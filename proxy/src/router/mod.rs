@@ -4,6 +4,7 @@
 //! [`Router`]; the snapshot builds it.
 
 pub mod latency;
+pub mod path;
 
 use crate::budget::Budget;
 use crate::config::RouteConfig;
@@ -62,7 +63,7 @@ impl Router {
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
         let host = host.map(strip_port);
         self.routes.iter().find(|route| {
-            path.starts_with(route.config.path_prefix.as_str())
+            matches_prefix(path, &route.config.path_prefix, route.config.whole_segments)
                 && match (&route.config.host, host) {
                     (None, _) => true,
                     (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
@@ -75,6 +76,15 @@ impl Router {
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
+}
+
+/// Whether `path` is under `prefix`: as a string, or with `whole_segments` only where a
+/// segment ends (`/api` matches `/api` and `/api/x`, not `/apix`).
+fn matches_prefix(path: &str, prefix: &str, whole_segments: bool) -> bool {
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return false;
+    };
+    !whole_segments || prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
 }
 
 fn strip_port(host: &str) -> &str {
@@ -146,6 +156,7 @@ mod tests {
                 forward_credentials: false,
                 ip_rules: Default::default(),
                 max_body_bytes: None,
+                whole_segments: false,
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,
@@ -210,5 +221,15 @@ mod tests {
         );
         assert_eq!(strip_prefix("/api/todos", "/api"), "/todos");
         assert_eq!(strip_prefix("/api", "/api"), "/");
+    }
+
+    #[test]
+    fn whole_segment_prefixes_end_where_a_segment_ends() {
+        assert!(matches_prefix("/api", "/api", true));
+        assert!(matches_prefix("/api/x", "/api", true));
+        assert!(!matches_prefix("/apix", "/api", true));
+        assert!(matches_prefix("/apix", "/api", false));
+        assert!(matches_prefix("/api/x", "/api/", true));
+        assert!(!matches_prefix("/ap", "/api", false));
     }
 }

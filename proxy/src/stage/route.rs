@@ -3,11 +3,12 @@
 
 use crate::ctx::RequestCtx;
 use crate::respond::Refusal;
-use crate::router::strip_prefix;
+use crate::router::{path, strip_prefix};
 use crate::stage::{RequestStage, Step};
 use pingora_core::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
+use std::borrow::Cow;
 
 /// Finds the route; rewrites the upstream request's path for it.
 #[derive(Debug, Default)]
@@ -36,18 +37,44 @@ impl RequestStage for RouteStage {
         let req = session.req_header();
         #[cfg(debug_assertions)]
         debug_panic(req.uri.path());
-        match ctx.snapshot.router.find(request_host(req), req.uri.path()) {
-            Some(found) => {
-                ctx.route = Some(found.clone());
-                Ok(Step::Continue)
-            }
-            None => Ok(Step::Respond(Refusal::new(
+        // Routed (and forwarded) by its normal spelling: see `router::path`.
+        let Some(path) = path::normalize(req.uri.path()) else {
+            return Ok(Step::Respond(Refusal::new(
+                400,
+                "bad_path",
+                "the path climbs above the root",
+            )));
+        };
+        let found = ctx.snapshot.router.find(request_host(req), &path).cloned();
+        let Some(found) = found else {
+            return Ok(Step::Respond(Refusal::new(
                 404,
                 "no_route",
-                format!("no route matches {} {}", req.method, req.uri.path()),
-            ))),
+                format!("no route matches {} {}", req.method, path),
+            )));
+        };
+        if let Cow::Owned(normal) = path {
+            let uri = with_path(&req.uri, &normal)?;
+            session.req_header_mut().set_uri(uri);
         }
+        ctx.route = Some(found);
+        Ok(Step::Continue)
     }
+}
+
+/// `uri` with its path replaced (query kept).
+fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri> {
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    target.parse::<http::Uri>().map_err(|e| {
+        Error::because(
+            ErrorType::InvalidHTTPHeader,
+            "normalizing the request path",
+            e,
+        )
+    })
 }
 
 impl RouteStage {
