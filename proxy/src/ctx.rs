@@ -57,6 +57,9 @@ pub struct RequestCtx {
     pub request_id: Option<String>,
     /// A `traceparent` started here, when the request brought no valid one.
     pub traceparent: Option<String>,
+    /// The `Access-Control-Allow-Origin` for the response, when the route's CORS policy
+    /// admitted the request's `Origin`.
+    pub cors_origin: Option<String>,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -86,6 +89,7 @@ impl RequestCtx {
             via_trusted_proxy: false,
             request_id: None,
             traceparent: None,
+            cors_origin: None,
             _in_flight: InFlight::enter(),
         }
     }

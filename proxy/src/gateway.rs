@@ -7,6 +7,7 @@ use crate::snapshot::SharedSnapshot;
 use crate::stage::auth::AuthStage;
 use crate::stage::body_limit::BodyLimitStage;
 use crate::stage::client::ClientStage;
+use crate::stage::cors::CorsStage;
 use crate::stage::forward::{Connection, ForwardStage};
 use crate::stage::headers::HeadersStage;
 use crate::stage::hedge::HedgeStage;
@@ -31,6 +32,7 @@ pub struct Gateway {
     route: RouteStage,
     ip_rules: IpRulesStage,
     body_limit: BodyLimitStage,
+    cors: CorsStage,
     auth: AuthStage,
     ratelimit: RateLimitStage,
     hedge: HedgeStage,
@@ -58,6 +60,7 @@ impl Gateway {
             route: RouteStage,
             ip_rules: IpRulesStage,
             body_limit: BodyLimitStage,
+            cors: CorsStage,
             auth: AuthStage::new(services.key_cache.clone(), services.key_store.clone()),
             ratelimit: RateLimitStage::new(services.redis.clone()),
             hedge: HedgeStage::new(HeadersStage, ForwardStage)?,
@@ -86,6 +89,7 @@ impl ProxyHttp for Gateway {
             self.route,
             self.ip_rules,
             self.body_limit,
+            self.cors,
             self.auth,
             self.ratelimit,
             self.hedge,

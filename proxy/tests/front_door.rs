@@ -185,3 +185,73 @@ fn forwarding_headers_request_ids_and_trusted_proxies() {
         "a forged address was believed"
     );
 }
+
+#[test]
+fn cors_preflights_are_answered_here_and_allowed_origins_marked() {
+    let (s, up) = start(
+        ", cors: { origins: [\"https://app.example.com\", \"*.partner.example\"], methods: [GET, POST], headers: [content-type, x-api-key], expose_headers: [x-request-id], credentials: true, max_age_s: 300 }",
+    );
+    let preflight = |origin: &str, method: &str, headers: &str| {
+        http::request(
+            s.proxy,
+            "OPTIONS",
+            "/things",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", method),
+                ("Access-Control-Request-Headers", headers),
+            ],
+            None,
+        )
+        .expect("preflight")
+    };
+    let r = preflight("https://app.example.com", "POST", "Content-Type, X-API-Key");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("content-type, x-api-key")
+    );
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.header("access-control-max-age"), Some("300"));
+    assert_eq!(r.header("vary"), Some("Origin"));
+    assert_eq!(
+        preflight("https://a.partner.example", "GET", "").status,
+        204
+    );
+    assert_eq!(up.hits(), 0, "preflights never reach the upstream");
+    // Not allowed: another origin, method or header.
+    for (origin, method, headers) in [
+        ("https://evil.example", "GET", ""),
+        ("https://app.example.com", "DELETE", ""),
+        ("https://app.example.com", "GET", "X-Secret"),
+    ] {
+        let r = preflight(origin, method, headers);
+        assert_eq!(r.status, 403, "{origin} {method} {headers}: {}", r.body);
+        assert!(r.header("access-control-allow-origin").is_none());
+    }
+    // The actual request: forwarded, and its answer marked for an allowed origin only.
+    let get = |origin: &str| {
+        http::request(s.proxy, "GET", "/things", &[("Origin", origin)], None).expect("get")
+    };
+    let r = get("https://app.example.com");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("x-request-id")
+    );
+    let r = get("https://evil.example");
+    assert_eq!(
+        r.status, 200,
+        "CORS is the browser's to enforce; the request is served"
+    );
+    assert!(r.header("access-control-allow-origin").is_none());
+}

@@ -3,6 +3,7 @@
 //! [`load`] reports every problem at once as `file:line: field: message`, so one
 //! `sluice --test` run shows all that needs fixing.
 
+mod cors;
 mod env;
 mod error;
 mod lines;
@@ -12,9 +13,9 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
-    IpRules, KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig,
-    RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
+    AdminConfig, AuthMode, BreakerConfig, Config, CorsConfig, HealthCheckConfig, HedgeConfig,
+    HedgeDelay, IpRules, KafkaConfig, OnRedisError, OriginPattern, RateLimitConfig, RateLimitMode,
+    RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
 };
 
 use lines::LineIndex;
@@ -193,6 +194,22 @@ routes:
             errs[2].starts_with("t.yaml:14: routes[2].deny[1]: \"nope\""),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn cors_policies_are_checked() {
+        let text = GOOD.replace(
+            "upstream: todo }",
+            "upstream: todo, cors: { origins: [\"*\", \"nope\"], methods: [\"GET\", \"\"], credentials: true } }",
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].contains("routes[0].cors.origins[1]: \"nope\""),
+            "{errs:?}"
+        );
+        assert!(errs[1].contains("routes[0].cors.credentials: "), "{errs:?}");
+        assert!(errs[2].contains("routes[0].cors.methods[1]: "), "{errs:?}");
     }
 
     #[test]

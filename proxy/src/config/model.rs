@@ -2,6 +2,7 @@
 //! [`super::validate`], never by hand from YAML, so every value here has passed its rules
 //! and defaults are already resolved.
 
+pub use super::cors::{CorsConfig, OriginPattern};
 use crate::net::cidr::{any_contains, Cidr};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -248,6 +249,8 @@ pub struct RouteConfig {
     pub max_body_bytes: Option<u64>,
     /// The prefix matches only at segment ends.
     pub whole_segments: bool,
+    /// The CORS policy, when on.
+    pub cors: Option<CorsConfig>,
 }
 
 /// A route's client address rules: `deny` first, then `allow` (when not empty).

@@ -323,6 +323,32 @@ pub struct RawRoute {
     /// Match `path_prefix` only at segment ends (`/api` matches `/api/x`, not `/apix`).
     #[serde(default)]
     pub whole_segments: bool,
+    /// Cross-origin requests from browsers; off when absent.
+    #[serde(default)]
+    pub cors: Option<RawCors>,
+}
+
+/// `cors:` of a route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// `*`, `https://app.example.com`, `*.example.com` or `https://*.example.com`.
+    pub origins: Vec<String>,
+    /// Methods browsers may use.
+    #[serde(default = "default_cors_methods")]
+    pub methods: Vec<String>,
+    /// Request headers browsers may send.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Response headers scripts may read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Allow cookies and credentials (then `origins` must not be `*`).
+    #[serde(default)]
+    pub credentials: bool,
+    /// How long browsers may cache a preflight's answer, seconds.
+    #[serde(default = "default_cors_max_age_s")]
+    pub max_age_s: u64,
 }
 
 /// `hedge:` of a route.
@@ -410,6 +436,14 @@ fn default_admin_listen() -> String {
 fn default_threads() -> usize {
     2
 }
+fn default_cors_methods() -> Vec<String> {
+    ["GET", "HEAD", "POST"].map(String::from).to_vec()
+}
+
+fn default_cors_max_age_s() -> u64 {
+    600
+}
+
 fn default_route_max_body_bytes() -> u64 {
     10 * 1024 * 1024
 }

@@ -5,13 +5,13 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::model::{
-    AdminConfig, AuthMode, BreakerConfig, Config, HealthCheckConfig, HedgeConfig, HedgeDelay,
-    IpRules, KafkaConfig, OnRedisError, RateLimitConfig, RateLimitMode, RedisConfig,
-    RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
+    AdminConfig, AuthMode, BreakerConfig, Config, CorsConfig, HealthCheckConfig, HedgeConfig,
+    HedgeDelay, IpRules, KafkaConfig, OnRedisError, OriginPattern, RateLimitConfig, RateLimitMode,
+    RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
 };
 use super::raw::{
-    RawAdmin, RawBreaker, RawConfig, RawDelay, RawHealthCheck, RawHedge, RawKafka, RawRateLimit,
-    RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
+    RawAdmin, RawBreaker, RawConfig, RawCors, RawDelay, RawHealthCheck, RawHedge, RawKafka,
+    RawRateLimit, RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
 };
 use crate::net::cidr::Cidr;
 use std::collections::{BTreeMap, HashSet};
@@ -197,6 +197,61 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
         key_id_header: key_id_header?,
         tier_header: tier_header?,
     })
+}
+
+fn cors(raw: &RawCors, errors: &mut Scope<'_, '_>) -> CorsConfig {
+    let mut origins = Vec::with_capacity(raw.origins.len());
+    for (j, text) in raw.origins.iter().enumerate() {
+        match OriginPattern::parse(text) {
+            Some(p) => origins.push(p),
+            None => errors.push(
+                &format!("origins[{j}]"),
+                format!("\"{text}\" is not an origin (*, https://app.example.com, *.example.com)"),
+            ),
+        }
+    }
+    if raw.origins.is_empty() {
+        errors.push("origins", "must list at least one origin");
+    }
+    if raw.credentials && origins.contains(&OriginPattern::Any) {
+        errors.push(
+            "credentials",
+            "cannot be true with origins: [\"*\"] (browsers refuse it); list the origins",
+        );
+    }
+    let token = |t: &str| !t.is_empty() && http::HeaderName::from_bytes(t.as_bytes()).is_ok();
+    let mut methods = Vec::new();
+    for (j, m) in raw.methods.iter().enumerate() {
+        if http::Method::from_bytes(m.as_bytes()).is_ok() && !m.is_empty() {
+            methods.push(m.to_ascii_uppercase());
+        } else {
+            errors.push(&format!("methods[{j}]"), format!("\"{m}\" is not a method"));
+        }
+    }
+    let names = |list: &[String], field: &str, errors: &mut Scope<'_, '_>| {
+        let mut out = Vec::new();
+        for (j, h) in list.iter().enumerate() {
+            if token(h) {
+                out.push(h.to_ascii_lowercase());
+            } else {
+                errors.push(
+                    &format!("{field}[{j}]"),
+                    format!("\"{h}\" is not a header name"),
+                );
+            }
+        }
+        out
+    };
+    let headers = names(&raw.headers, "headers", errors);
+    let expose = names(&raw.expose_headers, "expose_headers", errors);
+    CorsConfig::new(
+        origins,
+        methods,
+        headers,
+        &expose,
+        raw.credentials,
+        raw.max_age_s,
+    )
 }
 
 /// Parses a list of CIDR blocks; each bad one is an error naming its index.
@@ -589,6 +644,10 @@ fn routes(
             },
             max_body_bytes: Some(route.max_body_bytes).filter(|n| *n > 0),
             whole_segments: route.whole_segments,
+            cors: route
+                .cors
+                .as_ref()
+                .map(|c| cors(c, &mut errors.scope("cors"))),
         });
     }
     routes

@@ -157,6 +157,7 @@ mod tests {
                 ip_rules: Default::default(),
                 max_body_bytes: None,
                 whole_segments: false,
+                cors: None,
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,

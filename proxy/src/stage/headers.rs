@@ -1,8 +1,10 @@
 //! Headers stage: what sluice adds to every response it passes on, proxied or hedged —
-//! `Server-Timing` for the stages that waited on something, the caller's rate-limit
-//! state (`RateLimit-Policy`, `RateLimit`), and `X-Sluice-Upstream` when the config asks.
+//! `Server-Timing` for the stages that waited on something, `X-Request-Id`, the CORS
+//! headers of an allowed cross-origin request, the caller's rate-limit state
+//! (`RateLimit-Policy`, `RateLimit`), and `X-Sluice-Upstream` when the config asks.
 
 use crate::ctx::RequestCtx;
+use crate::stage::cors::CorsStage;
 use crate::stage::forward::X_REQUEST_ID;
 use pingora_core::Result;
 use pingora_http::ResponseHeader;
@@ -23,6 +25,7 @@ impl HeadersStage {
         if let Some(id) = &ctx.request_id {
             response.insert_header(X_REQUEST_ID, id.as_str())?;
         }
+        CorsStage.response(response, ctx)?;
         if let Some(rate) = &ctx.rate {
             response.insert_header("ratelimit-policy", rate.policy_header())?;
             response.insert_header("ratelimit", rate.limit_header())?;
