@@ -67,7 +67,7 @@ impl Gateway {
             forward: ForwardStage,
             upstream: UpstreamStage,
             headers: HeadersStage,
-            log: LogStage::new(services.events.clone()),
+            log: LogStage::new(services.events.clone(), services.access_log.clone()),
         })
     }
 }

@@ -3,6 +3,7 @@
 //! The request pipeline (see `gateway.rs`) runs the stages in `stage/` over a
 //! [`ctx::RequestCtx`] that holds one immutable [`snapshot::Snapshot`] of the config.
 
+pub mod access_log;
 pub mod admin;
 pub mod breaker;
 pub mod budget;

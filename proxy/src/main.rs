@@ -9,6 +9,7 @@ use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use pingora_proxy::HttpProxy;
+use sluice::access_log::AccessLogService;
 use sluice::admin::{AdminService, AdminState};
 use sluice::config;
 use sluice::drain::DrainService;
@@ -141,10 +142,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             KafkaService::new(services.events.clone(), kafka),
         ));
     }
+    if services.access_log.format().is_some() {
+        server.add_service(background_service(
+            "access log",
+            AccessLogService::new(services.access_log.clone()),
+        ));
+    }
     let reloader = Reloader::new(cli.config.clone(), snapshot.clone());
     server.add_service(background_service(
         "reload on SIGHUP",
-        ReloadSignalService::new(reloader.clone()),
+        ReloadSignalService::new(reloader.clone(), services.access_log.clone()),
     ));
     server.add_service(background_service("drain", DrainService));
     if let Some(redis) = &services.redis {

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub kafka_events: IntCounterVec,
     /// `sluice_kafka_queue_depth`: events waiting in sluice's queue and librdkafka's.
     pub kafka_queue_depth: prometheus::IntGauge,
+    /// `sluice_access_log_lines_total{result}`: `written` or `dropped`.
+    pub access_log_lines: IntCounterVec,
     /// `sluice_refusals_total{reason}`: requests the front-door stages refused.
     pub refusals: IntCounterVec,
     /// `sluice_client_connections`: client connections open on the proxy listener.
@@ -143,6 +145,13 @@ impl Metrics {
             "sluice_kafka_queue_depth",
             "Request events waiting for the broker.",
         );
+        let access_log_lines = IntCounterVec::new(
+            Opts::new(
+                "sluice_access_log_lines_total",
+                "Access log lines written, or dropped (queue full, file unwritable).",
+            ),
+            &["result"],
+        );
         let refusals = IntCounterVec::new(
             Opts::new(
                 "sluice_refusals_total",
@@ -175,6 +184,7 @@ impl Metrics {
             let hedges = hedges?;
             let kafka_events = kafka_events?;
             let kafka_queue_depth = kafka_queue_depth?;
+            let access_log_lines = access_log_lines?;
             let refusals = refusals?;
             let client_connections = client_connections?;
             let header_timeouts = header_timeouts?;
@@ -191,6 +201,7 @@ impl Metrics {
             registry.register(Box::new(hedges.clone()))?;
             registry.register(Box::new(kafka_events.clone()))?;
             registry.register(Box::new(kafka_queue_depth.clone()))?;
+            registry.register(Box::new(access_log_lines.clone()))?;
             registry.register(Box::new(refusals.clone()))?;
             registry.register(Box::new(client_connections.clone()))?;
             registry.register(Box::new(header_timeouts.clone()))?;
@@ -209,6 +220,7 @@ impl Metrics {
                 hedges,
                 kafka_events,
                 kafka_queue_depth,
+                access_log_lines,
                 refusals,
                 client_connections,
                 header_timeouts,

@@ -4,6 +4,7 @@
 //! Triggered by SIGHUP ([`ReloadSignalService`]) or `POST /admin/reload`. A request keeps
 //! the snapshot it started with; an invalid file leaves the old snapshot serving.
 
+use crate::access_log::AccessLog;
 use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -145,6 +146,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.kafka != new.kafka {
         changed.push("kafka");
     }
+    if old.access_log != new.access_log {
+        changed.push("access_log");
+    }
     changed
 }
 
@@ -152,12 +156,16 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 /// default action would kill the process.
 pub struct ReloadSignalService {
     reloader: Arc<Reloader>,
+    access_log: Arc<AccessLog>,
 }
 
 impl ReloadSignalService {
-    /// Reloads through `reloader` on each SIGHUP.
-    pub fn new(reloader: Arc<Reloader>) -> Self {
-        Self { reloader }
+    /// Reloads through `reloader` on each SIGHUP, and reopens `access_log` (logrotate).
+    pub fn new(reloader: Arc<Reloader>, access_log: Arc<AccessLog>) -> Self {
+        Self {
+            reloader,
+            access_log,
+        }
     }
 }
 
@@ -179,7 +187,8 @@ impl BackgroundService for ReloadSignalService {
                     if got.is_none() {
                         return;
                     }
-                    info!("SIGHUP received; reloading the config");
+                    info!("SIGHUP received; reopening the access log, reloading the config");
+                    self.access_log.reopen();
                     // The outcome is logged and counted by `reload`.
                     let _ = self.reloader.reload().await;
                 }

@@ -2,6 +2,7 @@
 //! background services, across config generations: the Redis connection, the key cache
 //! and store, the event sink.
 
+use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::ids::IdSource;
 use crate::kafka::EventSink;
@@ -33,6 +34,8 @@ pub struct Services {
     pub events: Arc<EventSink>,
     /// Request ids and trace context for requests that bring none.
     pub ids: Arc<IdSource>,
+    /// The access log (a no-op when off).
+    pub access_log: Arc<AccessLog>,
 }
 
 impl Services {
@@ -49,6 +52,7 @@ impl Services {
             .map(|conn| KeyStore::new(conn, key_cache.clone()));
         Ok(Arc::new(Self {
             ids: Arc::new(IdSource::default()),
+            access_log: Arc::new(AccessLog::new(config.access_log.as_ref())),
             events: Arc::new(EventSink::new(
                 config.kafka.as_ref().map(|k| k.queue_capacity),
                 spill(config)?,

@@ -255,3 +255,71 @@ fn cors_preflights_are_answered_here_and_allowed_origins_marked() {
     );
     assert!(r.header("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn the_access_log_has_a_line_per_request_without_secrets_and_reopens_on_sighup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("access.log");
+    let up = FakeUpstream::start("up");
+    let config = format!(
+        "{}access_log: {{ path: \"{}\", format: json }}\n",
+        one_route_config(&up.addr.to_string()),
+        path.display()
+    );
+    let s = Sluice::start(&config);
+    for i in 0..3 {
+        let r = http::request(
+            s.proxy,
+            "GET",
+            &format!("/page/{i}?token=secret-in-query"),
+            &[
+                ("Authorization", "Bearer secret-in-header"),
+                ("User-Agent", "probe"),
+            ],
+            None,
+        )
+        .expect("request");
+        assert_eq!(r.status, 200);
+    }
+    let read_lines = |p: &std::path::Path, want: usize| -> Vec<serde_json::Value> {
+        let mut lines = Vec::new();
+        for _ in 0..100 {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            lines = text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                .collect();
+            if lines.len() >= want {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lines
+    };
+    let lines = read_lines(&path, 3);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["path"], "/page/0");
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["user_agent"], "probe");
+    assert!(lines[0]["request_id"].is_string());
+    let text = std::fs::read_to_string(&path).expect("log");
+    assert!(
+        !text.contains("secret"),
+        "a secret reached the access log:\n{text}"
+    );
+
+    // logrotate: the file is moved away, SIGHUP, and new lines go to a new file.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&path, &rotated).expect("rotate");
+    s.process.signal("HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    http::get(s.proxy, "/after-rotate").expect("request");
+    let lines = read_lines(&path, 1);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["path"], "/after-rotate");
+    assert_eq!(
+        read_lines(&rotated, 3).len(),
+        3,
+        "the rotated file keeps its lines"
+    );
+}

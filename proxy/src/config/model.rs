@@ -32,9 +32,31 @@ pub struct Config {
     pub ratelimit: RateLimitConfig,
     /// Kafka, when request events are produced.
     pub kafka: Option<KafkaConfig>,
+    /// The access log, when on.
+    pub access_log: Option<AccessLogConfig>,
     /// Longest a request waits for Redis: `redis.timeout_ms`, or a default when there is
     /// no `redis:` section (then nothing asks Redis and every wait ends in the fallback).
     pub redis_timeout: Duration,
+}
+
+/// Validated `access_log:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLogConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// The line format.
+    pub format: AccessLogFormat,
+    /// Lines queued for the writer at most.
+    pub queue_capacity: usize,
+}
+
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// One JSON object per line.
+    Json,
+    /// The Apache/nginx combined format.
+    Combined,
 }
 
 /// Validated `kafka:` section.

@@ -33,6 +33,23 @@ pub struct RawConfig {
     /// Request events to Kafka; without it events are not produced.
     #[serde(default)]
     pub kafka: Option<RawKafka>,
+    /// One line per request to a file; off when absent.
+    #[serde(default)]
+    pub access_log: Option<RawAccessLog>,
+}
+
+/// `access_log:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// The file (appended to; created if missing).
+    pub path: String,
+    /// `json` (default) or `combined` (Apache/nginx).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Lines waiting for the writer before new ones are dropped (and counted).
+    #[serde(default = "default_access_log_queue")]
+    pub queue_capacity: usize,
 }
 
 /// `kafka:` section.
@@ -436,6 +453,10 @@ fn default_admin_listen() -> String {
 fn default_threads() -> usize {
     2
 }
+fn default_access_log_queue() -> usize {
+    65_536
+}
+
 fn default_cors_methods() -> Vec<String> {
     ["GET", "HEAD", "POST"].map(String::from).to_vec()
 }

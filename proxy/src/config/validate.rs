@@ -5,18 +5,19 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::model::{
-    AdminConfig, AuthMode, BreakerConfig, Config, CorsConfig, HealthCheckConfig, HedgeConfig,
-    HedgeDelay, IpRules, KafkaConfig, OnRedisError, OriginPattern, RateLimitConfig, RateLimitMode,
-    RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig, Tier, UpstreamConfig,
+    AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, Config, CorsConfig,
+    HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError, OriginPattern,
+    RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig,
+    Tier, UpstreamConfig,
 };
 use super::raw::{
-    RawAdmin, RawBreaker, RawConfig, RawCors, RawDelay, RawHealthCheck, RawHedge, RawKafka,
-    RawRateLimit, RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
+    RawAccessLog, RawAdmin, RawBreaker, RawConfig, RawCors, RawDelay, RawHealthCheck, RawHedge,
+    RawKafka, RawRateLimit, RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
 };
 use crate::net::cidr::Cidr;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The Redis wait when the config has no `redis:` section.
@@ -118,6 +119,10 @@ pub fn validate(
         .kafka
         .as_ref()
         .map(|k| kafka(k, &mut errors.scope("kafka")));
+    let access_log = raw
+        .access_log
+        .as_ref()
+        .map(|a| access_log(a, &mut errors.scope("access_log")));
     let routes = routes(
         &raw.routes,
         &raw.upstreams,
@@ -143,6 +148,7 @@ pub fn validate(
             tiers,
             ratelimit,
             kafka,
+            access_log,
         }),
         None => Err(ConfigErrors::whole_file(
             file,
@@ -651,6 +657,31 @@ fn routes(
         });
     }
     routes
+}
+
+fn access_log(raw: &RawAccessLog, errors: &mut Scope<'_, '_>) -> AccessLogConfig {
+    if raw.path.trim().is_empty() {
+        errors.push("path", "must name a file");
+    }
+    let format = match raw.format.as_deref() {
+        None | Some("json") => AccessLogFormat::Json,
+        Some("combined") => AccessLogFormat::Combined,
+        Some(other) => {
+            errors.push(
+                "format",
+                format!("must be json or combined, got \"{other}\""),
+            );
+            AccessLogFormat::Json
+        }
+    };
+    if raw.queue_capacity == 0 {
+        errors.push("queue_capacity", "must be at least 1");
+    }
+    AccessLogConfig {
+        path: PathBuf::from(&raw.path),
+        format,
+        queue_capacity: raw.queue_capacity.max(1),
+    }
 }
 
 fn kafka(raw: &RawKafka, errors: &mut Scope<'_, '_>) -> KafkaConfig {

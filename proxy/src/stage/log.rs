@@ -1,7 +1,9 @@
 //! Log stage: the end of every request — `sluice_requests_total` and
 //! `sluice_request_duration_seconds` by route, and the request's event handed to the
-//! Kafka sink (never awaited: the sink queues or drops, the producer runs elsewhere).
+//! Kafka sink (never awaited: the sink queues or drops, the producer runs elsewhere), and
+//! its access log line (the same: offered to a bounded queue).
 
+use crate::access_log::{AccessLine, AccessLog};
 use crate::ctx::RequestCtx;
 use crate::kafka::EventSink;
 use crate::metrics::{metrics, status_label};
@@ -13,12 +15,13 @@ use std::sync::Arc;
 /// Records each finished request.
 pub struct LogStage {
     events: Arc<EventSink>,
+    access_log: Arc<AccessLog>,
 }
 
 impl LogStage {
-    /// Events go to `events` (when it is enabled).
-    pub fn new(events: Arc<EventSink>) -> Self {
-        Self { events }
+    /// Events go to `events` (when it is enabled), lines to `access_log` (when it is on).
+    pub fn new(events: Arc<EventSink>, access_log: Arc<AccessLog>) -> Self {
+        Self { events, access_log }
     }
 
     /// `logging`: metrics and the event for a request that ended with `status` sent
@@ -32,6 +35,10 @@ impl LogStage {
                 self.events.next_id(),
             ));
         }
+        if let Some(format) = self.access_log.format() {
+            self.access_log
+                .offer(access_line(session, ctx, status).render(format, chrono::Utc::now()));
+        }
         let m = metrics();
         let route = ctx.route_name();
         m.requests
@@ -40,6 +47,33 @@ impl LogStage {
         m.request_duration
             .with_label_values(&[route])
             .observe(ctx.started.elapsed().as_secs_f64());
+    }
+}
+
+/// The access log's view of a finished request.
+fn access_line<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> AccessLine<'a> {
+    let req = session.req_header();
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let started =
+        chrono::Utc::now() - chrono::TimeDelta::from_std(ctx.started.elapsed()).unwrap_or_default();
+    AccessLine {
+        ts: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        request_id: ctx.request_id.as_deref(),
+        client_ip: crate::stage::client_ip(session, ctx).map(|ip| ip.to_string()),
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        status,
+        bytes_in: u64::try_from(session.body_bytes_read()).unwrap_or(u64::MAX),
+        bytes_out: u64::try_from(session.body_bytes_sent()).unwrap_or(u64::MAX),
+        latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+        route: ctx.route_name(),
+        key_id: ctx.key.as_ref().map(|k| k.id.as_str()),
+        upstream: match (&ctx.route, &ctx.peer) {
+            (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
+            _ => None,
+        },
+        referer: header("referer"),
+        user_agent: header("user-agent"),
     }
 }
 
