@@ -60,6 +60,8 @@ pub struct RequestCtx {
     /// The `Access-Control-Allow-Origin` for the response, when the route's CORS policy
     /// admitted the request's `Origin`.
     pub cors_origin: Option<String>,
+    /// The compress stage chose a coding for the response.
+    pub compressing: bool,
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
 }
@@ -90,6 +92,7 @@ impl RequestCtx {
             request_id: None,
             traceparent: None,
             cors_origin: None,
+            compressing: false,
             _in_flight: InFlight::enter(),
         }
     }

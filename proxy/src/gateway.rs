@@ -7,6 +7,7 @@ use crate::snapshot::SharedSnapshot;
 use crate::stage::auth::AuthStage;
 use crate::stage::body_limit::BodyLimitStage;
 use crate::stage::client::ClientStage;
+use crate::stage::compress::CompressStage;
 use crate::stage::cors::CorsStage;
 use crate::stage::forward::{Connection, ForwardStage};
 use crate::stage::headers::HeadersStage;
@@ -33,6 +34,7 @@ pub struct Gateway {
     ip_rules: IpRulesStage,
     body_limit: BodyLimitStage,
     cors: CorsStage,
+    compress: CompressStage,
     auth: AuthStage,
     ratelimit: RateLimitStage,
     hedge: HedgeStage,
@@ -61,6 +63,7 @@ impl Gateway {
             ip_rules: IpRulesStage,
             body_limit: BodyLimitStage,
             cors: CorsStage,
+            compress: CompressStage,
             auth: AuthStage::new(services.key_cache.clone(), services.key_store.clone()),
             ratelimit: RateLimitStage::new(services.redis.clone()),
             hedge: HedgeStage::new(HeadersStage, ForwardStage)?,
@@ -90,6 +93,7 @@ impl ProxyHttp for Gateway {
             self.ip_rules,
             self.body_limit,
             self.cors,
+            self.compress,
             self.auth,
             self.ratelimit,
             self.hedge,
@@ -158,10 +162,11 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.compress.response(session, upstream_response, ctx);
         self.headers.response(upstream_response, ctx)
     }
 

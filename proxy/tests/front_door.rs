@@ -323,3 +323,85 @@ fn the_access_log_has_a_line_per_request_without_secrets_and_reopens_on_sighup()
         "the rotated file keeps its lines"
     );
 }
+
+/// The raw body of a GET for `path` with `Accept-Encoding: accept` (and the headers).
+fn get_encoded(s: &Sluice, path: &str, accept: &str) -> (String, Vec<u8>) {
+    let mut c = TcpStream::connect(s.proxy).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    let split = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response");
+    let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
+    let mut body = got[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (head, body)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..eol]).trim(), 16)
+            .expect("chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+}
+
+#[test]
+fn responses_are_compressed_by_accept_encoding_and_decompress_to_the_original() {
+    let (s, _up) = start(", compress: { level: 5, min_bytes: 1024 }");
+    let (_, plain) = get_encoded(&s, "/big", "identity");
+    assert!(plain.len() > 8000, "{}", plain.len());
+    for (accept, coding) in [
+        ("gzip", "gzip"),
+        ("gzip, deflate, br", "gzip"),
+        ("gzip, deflate, br, zstd", "zstd"),
+        ("zstd;q=0.2, gzip;q=0.9", "gzip"),
+    ] {
+        let (head, body) = get_encoded(&s, "/big", accept);
+        assert!(
+            head.contains(&format!("content-encoding: {coding}")),
+            "{accept}: {head}"
+        );
+        assert!(head.contains("vary: accept-encoding"), "{head}");
+        assert!(
+            body.len() * 4 < plain.len(),
+            "{accept}: {} bytes",
+            body.len()
+        );
+        let mut decoded = Vec::new();
+        match coding {
+            "gzip" => {
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut decoded)
+                    .expect("gunzip");
+            }
+            _ => decoded = zstd::decode_all(&body[..]).expect("zstd"),
+        }
+        assert_eq!(decoded, plain, "{accept}: decompresses to the original");
+    }
+    // Left alone: no acceptable coding, a small body, a type not listed.
+    let (head, _) = get_encoded(&s, "/big", "gzip;q=0");
+    assert!(!head.contains("content-encoding"), "{head}");
+    let (head, _) = get_encoded(&s, "/small", "gzip");
+    assert!(!head.contains("content-encoding"), "{head}");
+    let (head, _) = get_encoded(&s, "/big?type=image%2Fpng", "gzip");
+    assert!(!head.contains("content-encoding"), "{head}");
+}

@@ -1,7 +1,8 @@
 //! Fake upstreams: tiny HTTP servers on their own threads that answer every request
 //! with 200 and a body naming themselves (and the path they saw), `/health` included.
 //! Paths containing `/slow` are answered after one second; paths containing
-//! `/echo-headers` are answered with the request's header lines, as received.
+//! `/echo-headers` are answered with the request's header lines, as received; paths
+//! containing `/big` with 8 KiB of text (JSON, or what `?type=` names).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -136,11 +137,18 @@ fn serve(
         };
         let payload = if path.contains("/echo-headers") {
             header_lines
+        } else if path.contains("/big") {
+            format!("{name} {path} ").repeat(8192 / (name.len() + path.len() + 2) + 1)
         } else {
             format!("{name} {path}")
         };
+        let content_type = match path.split_once("?type=") {
+            Some((_, kind)) => kind.replace("%2F", "/"),
+            None if path.contains("/big") => "application/json".to_string(),
+            None => "text/plain".to_string(),
+        };
         let response = format!(
-            "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{payload}",
+            "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\n\r\n{payload}",
             payload.len()
         );
         if writer.write_all(response.as_bytes()).is_err() {

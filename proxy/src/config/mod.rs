@@ -13,10 +13,10 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, Config, CorsConfig,
-    HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError, OriginPattern,
-    RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig,
-    Tier, UpstreamConfig,
+    AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, CompressConfig, Config,
+    CorsConfig, HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError,
+    OriginPattern, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig,
+    ServerConfig, Tier, UpstreamConfig,
 };
 
 use lines::LineIndex;

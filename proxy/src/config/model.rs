@@ -273,6 +273,19 @@ pub struct RouteConfig {
     pub whole_segments: bool,
     /// The CORS policy, when on.
     pub cors: Option<CorsConfig>,
+    /// Response compression, when on.
+    pub compress: Option<CompressConfig>,
+}
+
+/// Validated `compress:` of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompressConfig {
+    /// 1..=9.
+    pub level: u32,
+    /// Smaller responses are not compressed.
+    pub min_bytes: u64,
+    /// `Content-Type` prefixes compressed (lower case).
+    pub types: Vec<String>,
 }
 
 /// A route's client address rules: `deny` first, then `allow` (when not empty).

@@ -343,6 +343,24 @@ pub struct RawRoute {
     /// Cross-origin requests from browsers; off when absent.
     #[serde(default)]
     pub cors: Option<RawCors>,
+    /// Response compression (gzip, brotli, zstd by `Accept-Encoding`); off when absent.
+    #[serde(default)]
+    pub compress: Option<RawCompress>,
+}
+
+/// `compress:` of a route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompress {
+    /// 1 (fastest) to 9 (smallest); brotli and zstd use it as their own level.
+    #[serde(default = "default_compress_level")]
+    pub level: u32,
+    /// Smaller responses (by `Content-Length`) are sent as they are.
+    #[serde(default = "default_compress_min_bytes")]
+    pub min_bytes: u64,
+    /// `Content-Type` prefixes that are compressed.
+    #[serde(default = "default_compress_types")]
+    pub types: Vec<String>,
 }
 
 /// `cors:` of a route.
@@ -453,6 +471,26 @@ fn default_admin_listen() -> String {
 fn default_threads() -> usize {
     2
 }
+fn default_compress_level() -> u32 {
+    5
+}
+
+fn default_compress_min_bytes() -> u64 {
+    1024
+}
+
+fn default_compress_types() -> Vec<String> {
+    [
+        "text/",
+        "application/json",
+        "application/javascript",
+        "application/xml",
+        "image/svg+xml",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 fn default_access_log_queue() -> usize {
     65_536
 }

@@ -5,10 +5,10 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::lines::LineIndex;
 use super::model::{
-    AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, Config, CorsConfig,
-    HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError, OriginPattern,
-    RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig, ServerConfig,
-    Tier, UpstreamConfig,
+    AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, CompressConfig, Config,
+    CorsConfig, HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError,
+    OriginPattern, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig,
+    ServerConfig, Tier, UpstreamConfig,
 };
 use super::raw::{
     RawAccessLog, RawAdmin, RawBreaker, RawConfig, RawCors, RawDelay, RawHealthCheck, RawHedge,
@@ -650,6 +650,24 @@ fn routes(
             },
             max_body_bytes: Some(route.max_body_bytes).filter(|n| *n > 0),
             whole_segments: route.whole_segments,
+            compress: route.compress.as_ref().map(|c| {
+                let mut errors = errors.scope("compress");
+                if !(1..=9).contains(&c.level) {
+                    errors.push("level", "must be 1 (fastest) to 9 (smallest)");
+                }
+                if c.types.is_empty() {
+                    errors.push("types", "must list at least one content type");
+                }
+                CompressConfig {
+                    level: c.level.clamp(1, 9),
+                    min_bytes: c.min_bytes,
+                    types: c
+                        .types
+                        .iter()
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .collect(),
+                }
+            }),
             cors: route
                 .cors
                 .as_ref()

@@ -158,6 +158,7 @@ mod tests {
                 max_body_bytes: None,
                 whole_segments: false,
                 cors: None,
+                compress: None,
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,

@@ -12,6 +12,7 @@ use crate::ctx::RequestCtx;
 use crate::metrics::metrics;
 use crate::respond::Refusal;
 use crate::router::{strip_prefix, Route};
+use crate::stage::compress::CompressStage;
 use crate::stage::forward::{Connection, ForwardStage};
 use crate::stage::headers::HeadersStage;
 use crate::stage::upstream::{begin_attempt, untried_peer, upstream_failure, AttemptKind};
@@ -309,6 +310,7 @@ impl HedgeStage {
         {
             header.insert_header(HeaderName::from_static("transfer-encoding"), "chunked")?;
         }
+        CompressStage.response(session, &header, ctx);
         self.headers.response(&mut header, ctx)?;
         session
             .write_response_header(Box::new(header), false)

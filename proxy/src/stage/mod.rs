@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod body_limit;
 pub mod client;
+pub mod compress;
 pub mod cors;
 pub mod forward;
 pub mod headers;
