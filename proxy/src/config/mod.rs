@@ -9,7 +9,9 @@ mod error;
 mod lines;
 mod model;
 mod raw;
+mod scope;
 mod validate;
+mod validate_routes;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
@@ -58,7 +60,7 @@ fn parse_expanded(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
             Ok(raw) => raw,
             Err(e) => return Err(yaml_error(path, &lines, &e)),
         };
-    let mut errors = validate::Errors::new(path, &lines);
+    let mut errors = scope::Errors::new(path, &lines);
     for field in unknown {
         errors.push(&field, "unknown field");
     }

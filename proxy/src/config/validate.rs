@@ -2,19 +2,17 @@
 //! on one section through a [`Scope`], which names its fields relative to the section, so
 //! every error still says the full path (`routes[2].hedge.delay`) and its line.
 
-use super::error::{ConfigError, ConfigErrors};
-use super::lines::LineIndex;
+use super::error::ConfigErrors;
 use super::model::{
-    AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, CompressConfig, Config,
-    CorsConfig, HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError,
-    OriginPattern, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig,
-    ServerConfig, Tier, UpstreamConfig,
+    AccessLogConfig, AccessLogFormat, AdminConfig, BreakerConfig, Config, HealthCheckConfig,
+    KafkaConfig, OnRedisError, RateLimitConfig, RedisConfig, ServerConfig, Tier, UpstreamConfig,
 };
 use super::raw::{
-    RawAccessLog, RawAdmin, RawBreaker, RawConfig, RawCors, RawDelay, RawHealthCheck, RawHedge,
-    RawKafka, RawRateLimit, RawRedis, RawRetryBudget, RawRoute, RawServer, RawTier, RawUpstream,
+    RawAccessLog, RawAdmin, RawBreaker, RawConfig, RawHealthCheck, RawKafka, RawRateLimit,
+    RawRedis, RawServer, RawTier, RawUpstream,
 };
-use crate::net::cidr::Cidr;
+use super::scope::{Errors, Scope};
+use super::validate_routes::{cidrs, routes};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -22,76 +20,6 @@ use std::time::Duration;
 
 /// The Redis wait when the config has no `redis:` section.
 const NO_REDIS_TIMEOUT: Duration = Duration::from_millis(20);
-
-/// Collects errors with their lines while validation walks the raw structs.
-pub struct Errors<'a> {
-    file: &'a Path,
-    lines: &'a LineIndex,
-    found: Vec<ConfigError>,
-}
-
-impl<'a> Errors<'a> {
-    /// An empty collector for `file`.
-    pub fn new(file: &'a Path, lines: &'a LineIndex) -> Self {
-        Self {
-            file,
-            lines,
-            found: Vec::new(),
-        }
-    }
-
-    /// Records `message` against `field` (a full path such as `routes[2].upstream`).
-    pub fn push(&mut self, field: &str, message: impl Into<String>) {
-        self.found.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line: self.lines.line_of(field),
-            field: field.to_string(),
-            message: message.into(),
-        });
-    }
-
-    /// A collector for the fields under `base` (e.g. `upstreams.todo`).
-    pub fn scope(&mut self, base: impl Into<String>) -> Scope<'_, 'a> {
-        Scope {
-            errors: self,
-            base: base.into(),
-        }
-    }
-}
-
-/// Errors of one section: fields are named relative to it, so a rule says
-/// `errors.push("open_ms", ..)` and the error names `upstreams.todo.breaker.open_ms`.
-pub struct Scope<'e, 'a> {
-    errors: &'e mut Errors<'a>,
-    base: String,
-}
-
-impl<'a> Scope<'_, 'a> {
-    /// Records `message` against `field` of this section (`peers[0]`, `open_ms`).
-    pub fn push(&mut self, field: &str, message: impl Into<String>) {
-        let path = join(&self.base, field);
-        self.errors.push(&path, message);
-    }
-
-    /// The section `sub` of this one.
-    pub fn scope(&mut self, sub: &str) -> Scope<'_, 'a> {
-        Scope {
-            base: join(&self.base, sub),
-            errors: self.errors,
-        }
-    }
-}
-
-/// `base` + `field` as a YAML path: `a.b`, `a[0]`.
-fn join(base: &str, field: &str) -> String {
-    if base.is_empty() {
-        field.to_string()
-    } else if field.starts_with('[') {
-        format!("{base}{field}")
-    } else {
-        format!("{base}.{field}")
-    }
-}
 
 /// Checks every rule; returns the config only when none failed.
 pub fn validate(
@@ -205,75 +133,6 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
     })
 }
 
-fn cors(raw: &RawCors, errors: &mut Scope<'_, '_>) -> CorsConfig {
-    let mut origins = Vec::with_capacity(raw.origins.len());
-    for (j, text) in raw.origins.iter().enumerate() {
-        match OriginPattern::parse(text) {
-            Some(p) => origins.push(p),
-            None => errors.push(
-                &format!("origins[{j}]"),
-                format!("\"{text}\" is not an origin (*, https://app.example.com, *.example.com)"),
-            ),
-        }
-    }
-    if raw.origins.is_empty() {
-        errors.push("origins", "must list at least one origin");
-    }
-    if raw.credentials && origins.contains(&OriginPattern::Any) {
-        errors.push(
-            "credentials",
-            "cannot be true with origins: [\"*\"] (browsers refuse it); list the origins",
-        );
-    }
-    let token = |t: &str| !t.is_empty() && http::HeaderName::from_bytes(t.as_bytes()).is_ok();
-    let mut methods = Vec::new();
-    for (j, m) in raw.methods.iter().enumerate() {
-        if http::Method::from_bytes(m.as_bytes()).is_ok() && !m.is_empty() {
-            methods.push(m.to_ascii_uppercase());
-        } else {
-            errors.push(&format!("methods[{j}]"), format!("\"{m}\" is not a method"));
-        }
-    }
-    let names = |list: &[String], field: &str, errors: &mut Scope<'_, '_>| {
-        let mut out = Vec::new();
-        for (j, h) in list.iter().enumerate() {
-            if token(h) {
-                out.push(h.to_ascii_lowercase());
-            } else {
-                errors.push(
-                    &format!("{field}[{j}]"),
-                    format!("\"{h}\" is not a header name"),
-                );
-            }
-        }
-        out
-    };
-    let headers = names(&raw.headers, "headers", errors);
-    let expose = names(&raw.expose_headers, "expose_headers", errors);
-    CorsConfig::new(
-        origins,
-        methods,
-        headers,
-        &expose,
-        raw.credentials,
-        raw.max_age_s,
-    )
-}
-
-/// Parses a list of CIDR blocks; each bad one is an error naming its index.
-fn cidrs(raw: &[String], field: &str, errors: &mut Scope<'_, '_>) -> Vec<Cidr> {
-    raw.iter()
-        .enumerate()
-        .filter_map(|(j, text)| match text.parse::<Cidr>() {
-            Ok(block) => Some(block),
-            Err(e) => {
-                errors.push(&format!("{field}[{j}]"), e.to_string());
-                None
-            }
-        })
-        .collect()
-}
-
 fn header_name(
     text: &str,
     field: &'static str,
@@ -357,49 +216,6 @@ fn breaker(raw: &RawBreaker, errors: &mut Scope<'_, '_>) -> BreakerConfig {
         open: Duration::from_millis(raw.open_ms.max(1)),
         half_open_probes: raw.half_open_probes.max(1),
         failure_statuses: raw.failure_statuses.clone(),
-    }
-}
-
-fn hedge(raw: &RawHedge, errors: &mut Scope<'_, '_>) -> HedgeConfig {
-    let delay = match &raw.delay {
-        RawDelay::Ms(0) => {
-            errors.push("delay", "must be greater than 0 ms");
-            HedgeDelay::P95
-        }
-        RawDelay::Ms(ms) => HedgeDelay::Fixed(Duration::from_millis(*ms)),
-        RawDelay::Text(t) if t == "p95" => HedgeDelay::P95,
-        RawDelay::Text(t) => {
-            errors.push(
-                "delay",
-                format!("must be p95 or a number of milliseconds, got \"{t}\""),
-            );
-            HedgeDelay::P95
-        }
-    };
-    if !(raw.max_extra_percent > 0.0 && raw.max_extra_percent <= 100.0) {
-        errors.push(
-            "max_extra_percent",
-            "must be greater than 0 and at most 100",
-        );
-    }
-    HedgeConfig {
-        delay,
-        min_delay: Duration::from_millis(raw.min_delay_ms),
-        max_extra_percent: raw.max_extra_percent.clamp(0.0, 100.0),
-        max_body_bytes: raw.max_body_bytes,
-    }
-}
-
-fn retry_budget(raw: &RawRetryBudget, errors: &mut Scope<'_, '_>) -> RetryBudgetConfig {
-    if !(raw.percent >= 0.0 && raw.percent <= 100.0) {
-        errors.push("percent", "must be from 0 to 100");
-    }
-    if !(raw.min_per_s >= 0.0 && raw.min_per_s.is_finite()) {
-        errors.push("min_per_s", "must be 0 or more");
-    }
-    RetryBudgetConfig {
-        percent: raw.percent.clamp(0.0, 100.0),
-        min_per_s: raw.min_per_s.max(0.0),
     }
 }
 
@@ -523,158 +339,6 @@ fn ratelimit(raw: &RawRateLimit, errors: &mut Scope<'_, '_>) -> RateLimitConfig 
         on_redis_error,
         expected_instances: raw.expected_instances.max(1),
     }
-}
-
-fn auth_mode(route: &RawRoute, has_redis: bool, errors: &mut Scope<'_, '_>) -> AuthMode {
-    match route.auth.as_deref() {
-        None | Some("none") => AuthMode::None,
-        Some("api_key") => {
-            if !has_redis {
-                errors.push(
-                    "auth",
-                    "api_key needs a redis: section (keys live in Redis)",
-                );
-            }
-            AuthMode::ApiKey
-        }
-        Some(other) => {
-            errors.push("auth", format!("must be none or api_key, got \"{other}\""));
-            AuthMode::None
-        }
-    }
-}
-
-fn ratelimit_mode(
-    route: &RawRoute,
-    auth: AuthMode,
-    tiers: &BTreeMap<String, Tier>,
-    has_redis: bool,
-    errors: &mut Scope<'_, '_>,
-) -> RateLimitMode {
-    let field = "ratelimit";
-    let mode = match (route.ratelimit.as_deref(), auth) {
-        (None, AuthMode::ApiKey) | (Some("key"), AuthMode::ApiKey) => RateLimitMode::Key,
-        (None, AuthMode::None) | (Some("off"), _) => RateLimitMode::Off,
-        (Some("key"), AuthMode::None) => {
-            errors.push(
-                field,
-                "key needs auth: api_key (use ip to limit anonymous clients)",
-            );
-            RateLimitMode::Off
-        }
-        (Some("ip"), _) => match route.ratelimit_tier.as_deref() {
-            Some(tier) if tiers.contains_key(tier) => RateLimitMode::Ip {
-                tier: tier.to_string(),
-            },
-            Some(tier) => {
-                let known: Vec<&str> = tiers.keys().map(String::as_str).collect();
-                errors.push(
-                    "ratelimit_tier",
-                    format!("no tier named \"{tier}\" (known: {})", known.join(", ")),
-                );
-                RateLimitMode::Off
-            }
-            None => {
-                errors.push(field, "ip needs ratelimit_tier: <tier>");
-                RateLimitMode::Off
-            }
-        },
-        (Some(other), _) => {
-            errors.push(field, format!("must be off, key or ip, got \"{other}\""));
-            RateLimitMode::Off
-        }
-    };
-    if mode != RateLimitMode::Off && !has_redis {
-        errors.push(field, "rate limits need a redis: section");
-    }
-    mode
-}
-
-fn routes(
-    raw: &[RawRoute],
-    upstreams: &BTreeMap<String, RawUpstream>,
-    tiers: &BTreeMap<String, Tier>,
-    has_redis: bool,
-    errors: &mut Scope<'_, '_>,
-) -> Vec<RouteConfig> {
-    let mut names = HashSet::new();
-    let mut matches = HashSet::new();
-    let mut routes = Vec::with_capacity(raw.len());
-    for (i, route) in raw.iter().enumerate() {
-        let mut errors = errors.scope(&format!("[{i}]"));
-        if route.name.is_empty() {
-            errors.push("name", "must not be empty");
-        } else if !names.insert(route.name.as_str()) {
-            errors.push("name", format!("duplicate route name \"{}\"", route.name));
-        }
-        if !route.path_prefix.starts_with('/') {
-            errors.push("path_prefix", "must start with '/'");
-        }
-        let host = route.host.as_ref().map(|h| h.to_ascii_lowercase());
-        if !matches.insert((host.clone(), route.path_prefix.clone())) {
-            errors.push(
-                "path_prefix",
-                "another route already matches this host and prefix",
-            );
-        }
-        if !upstreams.contains_key(&route.upstream) {
-            let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
-            errors.push(
-                "upstream",
-                format!(
-                    "no upstream named \"{}\" (known: {})",
-                    route.upstream,
-                    known.join(", ")
-                ),
-            );
-        }
-        let auth = auth_mode(route, has_redis, &mut errors);
-        let ratelimit = ratelimit_mode(route, auth, tiers, has_redis, &mut errors);
-        routes.push(RouteConfig {
-            name: route.name.clone(),
-            host,
-            path_prefix: route.path_prefix.clone(),
-            strip_prefix: route.strip_prefix,
-            upstream: route.upstream.clone(),
-            auth,
-            ratelimit,
-            retry_budget: retry_budget(&route.retry_budget, &mut errors.scope("retry_budget")),
-            hedge: route
-                .hedge
-                .as_ref()
-                .map(|h| hedge(h, &mut errors.scope("hedge"))),
-            forward_credentials: route.forward_credentials,
-            ip_rules: IpRules {
-                allow: cidrs(&route.allow, "allow", &mut errors),
-                deny: cidrs(&route.deny, "deny", &mut errors),
-            },
-            max_body_bytes: Some(route.max_body_bytes).filter(|n| *n > 0),
-            whole_segments: route.whole_segments,
-            compress: route.compress.as_ref().map(|c| {
-                let mut errors = errors.scope("compress");
-                if !(1..=9).contains(&c.level) {
-                    errors.push("level", "must be 1 (fastest) to 9 (smallest)");
-                }
-                if c.types.is_empty() {
-                    errors.push("types", "must list at least one content type");
-                }
-                CompressConfig {
-                    level: c.level.clamp(1, 9),
-                    min_bytes: c.min_bytes,
-                    types: c
-                        .types
-                        .iter()
-                        .map(|t| t.trim().to_ascii_lowercase())
-                        .collect(),
-                }
-            }),
-            cors: route
-                .cors
-                .as_ref()
-                .map(|c| cors(c, &mut errors.scope("cors"))),
-        });
-    }
-    routes
 }
 
 fn access_log(raw: &RawAccessLog, errors: &mut Scope<'_, '_>) -> AccessLogConfig {
