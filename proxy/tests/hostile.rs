@@ -338,7 +338,7 @@ fn ten_thousand_idle_connections_stay_small_and_do_not_block_a_new_client() {
     assert!(accepted, "not all {IDLE} idle connections were accepted");
     assert!(rss < 200, "RSS {rss} MiB with {IDLE} idle connections");
     // A bound that only a stall (not a slow machine) breaks; the figure itself is
-    // measured by bench/idle.sh.
+    // measured by bench/idle.py (release build).
     assert!(served_in < Duration::from_secs(2), "{served_in:?}");
     drop(idle);
 }
