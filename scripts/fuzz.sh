@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-config event_batch api_key_header payment_json}"
+TARGETS="${FUZZ_TARGETS:-config event_batch api_key_header payment_json request_path}"
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "make fuzz needs the nightly toolchain: rustup toolchain install nightly" >&2
   exit 1

@@ -104,6 +104,32 @@ pub fn payment_json(data: &[u8]) {
     }
 }
 
+/// Path normalization (what routes and IP rules see): a normal path starts with `/`, has
+/// no empty, `.` or `..` segment, no `%XX` for an unreserved character, and normalizing
+/// it again changes nothing.
+pub fn request_path(data: &[u8]) {
+    let Ok(path) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(normal) = sluice::router::path::normalize(path) else {
+        return;
+    };
+    assert!(normal.starts_with('/'), "{path:?} -> {normal:?}");
+    let inner = normal.strip_suffix('/').unwrap_or(&normal);
+    for segment in inner.split('/').skip(1) {
+        assert!(
+            !segment.is_empty() && segment != "." && segment != "..",
+            "{path:?} -> {normal:?}"
+        );
+    }
+    let again = sluice::router::path::normalize(&normal);
+    assert_eq!(
+        again.as_deref(),
+        Some(&*normal),
+        "not idempotent for {path:?}"
+    );
+}
+
 fn uuid_like(id: &str) -> bool {
     id.len() == 36 && id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit())
 }

@@ -50,3 +50,8 @@ fn api_key_header_corpus() {
 fn payment_json_corpus() {
     replay("payment_json", sluice_fuzz::payment_json);
 }
+
+#[test]
+fn request_path_corpus() {
+    replay("request_path", sluice_fuzz::request_path);
+}

@@ -4,7 +4,8 @@
 //! same path.
 //!
 //! Normalizing (RFC 3986 §6.2.2): percent-encoded *unreserved* characters are decoded
-//! (`%61` -> `a`, `%2E` -> `.`; others such as `%2F` stay encoded), runs of `/` become
+//! (`%61` -> `a`, `%2E` -> `.`; others such as `%2F` stay encoded, and a bare `%` becomes
+//! `%25`, so decoding again changes nothing), runs of `/` become
 //! one, and `.` / `..` segments are resolved (§5.2.4). A `..` that would climb above
 //! the root is refused rather than clamped: no client needs it.
 
@@ -72,15 +73,26 @@ fn decode_unreserved(path: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let decoded = bytes
+            let escaped = bytes
                 .get(i + 1..i + 3)
+                .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .filter(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b));
-            if let Some(b) = decoded {
-                out.push(char::from(b));
-                i += 3;
-                continue;
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            match escaped {
+                Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
+                    out.push(char::from(b));
+                    i += 3;
+                    continue;
+                }
+                Some(_) => {}
+                // A bare '%' is written as `%25`: else what follows it, once decoded,
+                // could spell a new escape (`%%36%31` -> `%61`) that an upstream decodes
+                // a second time, into a path the rules never saw.
+                None => {
+                    out.push_str("%25");
+                    i += 1;
+                    continue;
+                }
             }
         }
         // Copy up to the next '%' as it is (it may be any UTF-8).
@@ -118,8 +130,9 @@ mod tests {
             ("//", "/"),
             ("/a%2Fb", "/a%2Fb"),
             ("/caf%C3%A9", "/caf%C3%A9"),
-            ("/%zz", "/%zz"),
-            ("/%", "/%"),
+            ("/%zz", "/%25zz"),
+            ("/%", "/%25"),
+            ("/%%36%31dmin", "/%2561dmin"),
             ("/é/%41", "/é/A"),
         ] {
             assert_eq!(norm(raw).as_deref(), Some(want), "{raw}");
