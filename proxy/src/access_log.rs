@@ -26,7 +26,7 @@ pub struct AccessLine<'a> {
     /// The request id.
     pub request_id: Option<&'a str>,
     /// The client's address.
-    pub client_ip: Option<String>,
+    pub client_ip: Option<&'a str>,
     /// Method.
     pub method: &'a str,
     /// Path, without the query string (which may carry secrets).
@@ -60,7 +60,7 @@ impl AccessLine<'_> {
             AccessLogFormat::Json => serde_json::to_string(self).unwrap_or_default(),
             AccessLogFormat::Combined => format!(
                 "{} - {} [{}] \"{} {} HTTP/1.1\" {} {} \"{}\" \"{}\"",
-                self.client_ip.as_deref().unwrap_or("-"),
+                self.client_ip.unwrap_or("-"),
                 self.key_id.unwrap_or("-"),
                 at.format("%d/%b/%Y:%H:%M:%S +0000"),
                 self.method,
@@ -245,7 +245,7 @@ mod tests {
         let line = AccessLine {
             ts: String::new(),
             request_id: Some("r1"),
-            client_ip: Some("127.0.0.1".into()),
+            client_ip: Some("127.0.0.1"),
             method: "GET",
             path: "/a\"b",
             status: 200,

@@ -6,6 +6,7 @@ use crate::limiter::{LimiterMode, RateState};
 use crate::respond::Refusal;
 use crate::router::Route;
 use crate::snapshot::Snapshot;
+use crate::stage::forward::X_REQUEST_ID;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,7 +106,7 @@ impl RequestCtx {
             None => refusal,
         };
         match &self.request_id {
-            Some(id) => refusal.with_header("x-request-id", id.clone()),
+            Some(id) => refusal.with_header(X_REQUEST_ID, id.clone()),
             None => refusal,
         }
     }

@@ -212,6 +212,18 @@ impl DeadlineStream {
         }
     }
 
+    /// `n` bytes of a response went out, starting with `start`: the next client byte
+    /// starts a new header, unless the connection switched protocols.
+    fn wrote(&mut self, n: usize, start: &[u8]) {
+        if n > 0 && !matches!(self.phase, Phase::Off | Phase::Expired) {
+            self.phase = if start.starts_with(SWITCHING) {
+                Phase::Off
+            } else {
+                Phase::Answered
+            };
+        }
+    }
+
     /// The read-ahead bytes not yet served.
     fn unread(&self) -> &[u8] {
         self.ahead.get(self.served..).unwrap_or_default()
@@ -304,13 +316,7 @@ impl AsyncWrite for DeadlineStream {
         let this = &mut *self;
         let written = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = written {
-            if n > 0 && !matches!(this.phase, Phase::Off | Phase::Expired) {
-                this.phase = if buf.starts_with(SWITCHING) {
-                    Phase::Off
-                } else {
-                    Phase::Answered
-                };
-            }
+            this.wrote(n, buf);
         }
         written
     }
@@ -331,17 +337,11 @@ impl AsyncWrite for DeadlineStream {
         let this = &mut *self;
         let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = written {
-            if n > 0 && !matches!(this.phase, Phase::Off | Phase::Expired) {
-                let first = bufs
-                    .iter()
-                    .find(|b| !b.is_empty())
-                    .map_or(&[][..], |b| &b[..]);
-                this.phase = if first.starts_with(SWITCHING) {
-                    Phase::Off
-                } else {
-                    Phase::Answered
-                };
-            }
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            this.wrote(n, first);
         }
         written
     }

@@ -46,7 +46,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct EventSink {
     tx: Option<mpsc::Sender<RequestEvent>>,
     rx: Mutex<Option<mpsc::Receiver<RequestEvent>>>,
-    ids: IdSource,
+    ids: Arc<IdSource>,
     dropping: Arc<AtomicBool>,
     spill: Option<Spill>,
     /// `sluice_kafka_events_total{result}` for queued / spilled / dropped, resolved once
@@ -60,9 +60,10 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// A sink with room for `capacity` events (none: Kafka is not configured), and a
-    /// spill file for the overflow if given.
-    pub fn new(capacity: Option<usize>, spill: Option<Spill>) -> Self {
+    /// A sink with room for `capacity` events (none: Kafka is not configured), a spill
+    /// file for the overflow if given, and event ids from `ids` (the process's one
+    /// source, shared with request ids).
+    pub fn new(capacity: Option<usize>, spill: Option<Spill>, ids: Arc<IdSource>) -> Self {
         let (tx, rx) = match capacity {
             Some(n) => {
                 let (tx, rx) = mpsc::channel(n.max(1));
@@ -73,7 +74,7 @@ impl EventSink {
         Self {
             tx,
             rx: Mutex::new(rx),
-            ids: IdSource::default(),
+            ids,
             dropping: Arc::new(AtomicBool::new(false)),
             spill,
             queued: metrics().kafka_events.with_label_values(&["queued"]),

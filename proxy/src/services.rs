@@ -50,13 +50,15 @@ impl Services {
         let key_store = redis
             .clone()
             .map(|conn| KeyStore::new(conn, key_cache.clone()));
+        let ids = Arc::new(IdSource::default());
         Ok(Arc::new(Self {
-            ids: Arc::new(IdSource::default()),
             access_log: Arc::new(AccessLog::new(config.access_log.as_ref())),
             events: Arc::new(EventSink::new(
                 config.kafka.as_ref().map(|k| k.queue_capacity),
                 spill(config)?,
+                ids.clone(),
             )),
+            ids,
             redis,
             key_cache,
             key_store,

@@ -14,6 +14,7 @@
 use crate::ctx::RequestCtx;
 use crate::ids::{is_valid_traceparent, IdSource};
 use crate::net::cidr::{any_contains, Cidr};
+use crate::stage::forward::X_REQUEST_ID;
 use crate::stage::{RequestStage, Step};
 use http::HeaderMap;
 use pingora_core::Result;
@@ -50,7 +51,7 @@ impl RequestStage for ClientStage {
         };
         ctx.request_id = Some(
             headers
-                .get("x-request-id")
+                .get(X_REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| is_sane_request_id(v))
                 .map_or_else(|| self.ids.next_id(), str::to_string),

@@ -12,6 +12,7 @@ use crate::config::CorsConfig;
 use crate::ctx::RequestCtx;
 use crate::metrics::metrics;
 use crate::respond::Refusal;
+use crate::stage::forward::X_REQUEST_ID;
 use crate::stage::{RequestStage, Step};
 use http::Method;
 use pingora_core::Result;
@@ -59,7 +60,7 @@ impl RequestStage for CorsStage {
         }
         answer.insert_header("access-control-max-age", cors.max_age_s.to_string())?;
         if let Some(id) = &ctx.request_id {
-            answer.insert_header("x-request-id", id.as_str())?;
+            answer.insert_header(X_REQUEST_ID, id.as_str())?;
         }
         session.set_keepalive(None);
         session

@@ -27,17 +27,19 @@ impl LogStage {
     /// `logging`: metrics and the event for a request that ended with `status` sent
     /// downstream (0: none).
     pub fn run(&self, session: &Session, ctx: &RequestCtx, status: u16) {
-        if self.events.enabled() {
-            self.events.emit(request_event(
-                RequestFacts::of(session, ctx),
-                ctx,
-                status,
-                self.events.next_id(),
-            ));
-        }
-        if let Some(format) = self.access_log.format() {
-            self.access_log
-                .offer(access_line(session, ctx, status).render(format, chrono::Utc::now()));
+        let format = self.access_log.format();
+        if self.events.enabled() || format.is_some() {
+            // Read from the session once, for the access line and the event alike.
+            let facts = RequestFacts::of(session, ctx);
+            if let Some(format) = format {
+                let line = access_line(&facts, session, ctx, status);
+                self.access_log
+                    .offer(line.render(format, chrono::Utc::now()));
+            }
+            if self.events.enabled() {
+                self.events
+                    .emit(request_event(facts, ctx, status, self.events.next_id()));
+            }
         }
         let m = metrics();
         let route = ctx.route_name();
@@ -51,7 +53,12 @@ impl LogStage {
 }
 
 /// The access log's view of a finished request.
-fn access_line<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> AccessLine<'a> {
+fn access_line<'a>(
+    facts: &'a RequestFacts,
+    session: &'a Session,
+    ctx: &'a RequestCtx,
+    status: u16,
+) -> AccessLine<'a> {
     let req = session.req_header();
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let started =
@@ -59,21 +66,26 @@ fn access_line<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Ac
     AccessLine {
         ts: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         request_id: ctx.request_id.as_deref(),
-        client_ip: crate::stage::client_ip(session, ctx).map(|ip| ip.to_string()),
-        method: req.method.as_str(),
-        path: req.uri.path(),
+        client_ip: facts.client_ip.as_deref(),
+        method: &facts.method,
+        path: &facts.path,
         status,
-        bytes_in: u64::try_from(session.body_bytes_read()).unwrap_or(u64::MAX),
-        bytes_out: u64::try_from(session.body_bytes_sent()).unwrap_or(u64::MAX),
+        bytes_in: facts.bytes_in,
+        bytes_out: facts.bytes_out,
         latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
         route: ctx.route_name(),
         key_id: ctx.key.as_ref().map(|k| k.id.as_str()),
-        upstream: match (&ctx.route, &ctx.peer) {
-            (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
-            _ => None,
-        },
+        upstream: upstream_label(ctx),
         referer: header("referer"),
         user_agent: header("user-agent"),
+    }
+}
+
+/// The peer that answered, as `group/ip:port`.
+fn upstream_label(ctx: &RequestCtx) -> Option<String> {
+    match (&ctx.route, &ctx.peer) {
+        (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
+        _ => None,
     }
 }
 
@@ -123,10 +135,7 @@ fn request_event(facts: RequestFacts, ctx: &RequestCtx, status: u16, id: String)
             .map(|r| r.tier.clone())
             .or_else(|| ctx.key.as_ref().map(|k| k.tier.clone())),
         client_ip: facts.client_ip,
-        upstream: match (&ctx.route, &ctx.peer) {
-            (Some(route), Some(peer)) => Some(route.upstream.label(peer).to_string()),
-            _ => None,
-        },
+        upstream: upstream_label(ctx),
         latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         upstream_latency_us: ctx
             .upstream_latency
