@@ -1,12 +1,12 @@
 //! Per-request context: the config snapshot, the route, the attempts and their outcome.
 
 use crate::drain::InFlight;
+use crate::ids::X_REQUEST_ID;
 use crate::keys::SharedKey;
 use crate::limiter::{LimiterMode, RateState};
 use crate::respond::Refusal;
 use crate::router::Route;
 use crate::snapshot::Snapshot;
-use crate::stage::forward::X_REQUEST_ID;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,6 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The request id header: sent upstream, set on every response.
+pub const X_REQUEST_ID: &str = "x-request-id";
+
 /// Where ids come from: this process's instance id and a counter.
 #[derive(Debug)]
 pub struct IdSource {

@@ -12,9 +12,9 @@
 //!   then join a trace); a valid one is passed on untouched.
 
 use crate::ctx::RequestCtx;
+use crate::ids::X_REQUEST_ID;
 use crate::ids::{is_valid_traceparent, IdSource};
 use crate::net::cidr::{any_contains, Cidr};
-use crate::stage::forward::X_REQUEST_ID;
 use crate::stage::{RequestStage, Step};
 use http::HeaderMap;
 use pingora_core::Result;

@@ -10,9 +10,9 @@
 
 use crate::config::CorsConfig;
 use crate::ctx::RequestCtx;
+use crate::ids::X_REQUEST_ID;
 use crate::metrics::metrics;
 use crate::respond::Refusal;
-use crate::stage::forward::X_REQUEST_ID;
 use crate::stage::{RequestStage, Step};
 use http::Method;
 use pingora_core::Result;

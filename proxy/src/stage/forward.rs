@@ -15,6 +15,7 @@
 
 use crate::config::AuthMode;
 use crate::ctx::RequestCtx;
+use crate::ids::X_REQUEST_ID;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_core::Result;
@@ -29,8 +30,6 @@ const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
-/// The request id header, also set on responses.
-pub const X_REQUEST_ID: &str = "x-request-id";
 const TRACEPARENT: &str = "traceparent";
 
 /// Rewrites the request headers an upstream sees.

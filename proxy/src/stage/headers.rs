@@ -4,8 +4,8 @@
 //! (`RateLimit-Policy`, `RateLimit`), and `X-Sluice-Upstream` when the config asks.
 
 use crate::ctx::RequestCtx;
+use crate::ids::X_REQUEST_ID;
 use crate::stage::cors::CorsStage;
-use crate::stage::forward::X_REQUEST_ID;
 use pingora_core::Result;
 use pingora_http::ResponseHeader;
 
