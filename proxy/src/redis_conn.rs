@@ -1,7 +1,9 @@
 //! The process-wide Redis connection: connected from a background service (after Pingora
 //! has daemonized), every call bounded by the configured timeout, and a short "down"
 //! window after a failure so requests go straight to the fallback instead of each paying
-//! the timeout while Redis is away.
+//! the timeout while Redis is away. Requests that arrive while the first connection is
+//! still being made wait for it (briefly): the listener opens before Redis answers, and
+//! refusing a key or limiting from the local bucket in that moment would be wrong.
 
 use arc_swap::ArcSwapOption;
 use redis::aio::ConnectionManager;
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// After a failure, how long Redis is not asked again.
 const DOWN_FOR: Duration = Duration::from_millis(500);
+/// The first connection's timeout, and so the longest a request waits for it.
+const FIRST_CONNECT: Duration = Duration::from_millis(500);
 
 /// Why a Redis call gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,8 @@ pub enum RedisError {
 pub struct RedisConn {
     client: redis::Client,
     conn: ArcSwapOption<ConnectionManager>,
+    /// True once the first connection attempt has ended, either way.
+    first_attempt_done: tokio::sync::watch::Sender<bool>,
     epoch: Instant,
     /// Milliseconds since `epoch` until which Redis counts as down.
     down_until_ms: AtomicU64,
@@ -42,6 +48,7 @@ impl RedisConn {
         Ok(Arc::new(Self {
             client: redis::Client::open(url)?,
             conn: ArcSwapOption::empty(),
+            first_attempt_done: tokio::sync::watch::Sender::new(false),
             epoch: Instant::now(),
             down_until_ms: AtomicU64::new(0),
         }))
@@ -55,16 +62,26 @@ impl RedisConn {
     /// Connects (the manager then reconnects on its own); retried by the caller.
     pub async fn connect(&self) -> Result<(), redis::RedisError> {
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_connection_timeout(Some(FIRST_CONNECT))
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500))
             .set_number_of_retries(2);
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
-        self.conn.store(Some(Arc::new(manager)));
-        Ok(())
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await;
+        if let Ok(manager) = &manager {
+            self.conn.store(Some(Arc::new(manager.clone())));
+        }
+        self.first_attempt_done.send_replace(true);
+        manager.map(|_| ())
     }
 
-    /// Whether calls are currently skipped because Redis failed moments ago.
+    /// Waits (at most [`FIRST_CONNECT`]) for the first connection attempt to end.
+    async fn first_attempt(&self) {
+        let mut done = self.first_attempt_done.subscribe();
+        let _ = tokio::time::timeout(FIRST_CONNECT, done.wait_for(|done| *done)).await;
+    }
+
+    /// Whether calls are currently skipped because Redis failed moments ago (or is not
+    /// connected yet).
     pub fn is_down(&self) -> bool {
         self.conn.load().is_none() || self.now_ms() < self.down_until_ms.load(Ordering::Relaxed)
     }
@@ -86,6 +103,9 @@ impl RedisConn {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
+        if self.conn.load().is_none() && !*self.first_attempt_done.borrow() {
+            self.first_attempt().await;
+        }
         if self.is_down() {
             return Err(RedisError::Unavailable);
         }

@@ -8,6 +8,7 @@ use sluice_testkit::fake::FakeUpstream;
 use sluice_testkit::http;
 use sluice_testkit::redis::Redis;
 use sluice_testkit::services::Sluice;
+use sluice_testkit::slow_tcp::SlowConnect;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,12 @@ fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
                         Instant::now(),
                         r.status,
                         r.header("retry-after").map(str::to_string),
+                        // Kept for the failure message only.
+                        if r.status == 200 || r.status == 429 {
+                            String::new()
+                        } else {
+                            r.body.clone()
+                        },
                     ));
                 }
                 out
@@ -72,10 +79,10 @@ fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
     let elapsed = last.duration_since(first).as_secs_f64();
     let admitted = results.iter().filter(|r| r.2 == 200).count() as f64;
     let limited: Vec<_> = results.iter().filter(|r| r.2 == 429).collect();
-    let others: Vec<u16> = results
+    let others: Vec<(u16, &str)> = results
         .iter()
-        .map(|r| r.2)
-        .filter(|s| *s != 200 && *s != 429)
+        .filter(|r| r.2 != 200 && r.2 != 429)
+        .map(|r| (r.2, r.4.as_str()))
         .collect();
     assert!(others.is_empty(), "unexpected statuses: {others:?}");
     assert!(
@@ -113,6 +120,32 @@ fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
     assert!(
         limited.iter().all(|r| r.3.as_deref() == Some("1")),
         "every 429 carries Retry-After: 1"
+    );
+}
+
+#[test]
+fn requests_in_the_first_moments_wait_for_the_first_redis_connection() {
+    let (redis, up) = (Redis::start(), FakeUpstream::start("up"));
+    let a = Sluice::start(&keyed_config(&redis.url(), &up.addr.to_string(), "local"));
+    let (_, key) = create_key(&a, "exact");
+    // b reaches Redis through a relay that holds each connect for 250 ms, so its first
+    // requests arrive while it is still connecting: they must neither be refused (no key
+    // store yet) nor limited by the local fallback bucket.
+    let relay = SlowConnect::start(
+        ([127, 0, 0, 1], redis.port()).into(),
+        Duration::from_millis(250),
+    );
+    let relayed = format!("redis://{}", relay.addr);
+    let b = Sluice::start(&keyed_config(&relayed, &up.addr.to_string(), "local"));
+    let r = call(&b, "/api/x", &key);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        metric(
+            &b,
+            "sluice_ratelimit_decisions_total{decision=\"allowed\",mode=\"redis\""
+        ),
+        1.0,
+        "the first request was decided by Redis"
     );
 }
 

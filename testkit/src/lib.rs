@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod services;
+pub mod slow_tcp;
 pub mod tansu;
 
 use std::net::TcpListener;
