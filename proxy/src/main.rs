@@ -18,7 +18,7 @@ use sluice::header_deadline::{self, HeaderDeadline};
 use sluice::health_checks::HealthCheckService;
 use sluice::kafka::KafkaService;
 use sluice::keys::sync::RedisSyncService;
-use sluice::reload::{ReloadSignalService, Reloader};
+use sluice::reload::{EarlyHangups, ReloadSignalService, Reloader};
 use sluice::services::Services;
 use sluice::snapshot::Snapshot;
 use std::path::PathBuf;
@@ -116,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let snapshot = Snapshot::build(config, None, 1).context("building the upstream groups")?;
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
 
+    let early_hangups = EarlyHangups::claim().context("installing the SIGHUP handler")?;
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
@@ -151,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let reloader = Reloader::new(cli.config.clone(), snapshot.clone());
     server.add_service(background_service(
         "reload on SIGHUP",
-        ReloadSignalService::new(reloader.clone(), services.access_log.clone()),
+        ReloadSignalService::new(reloader.clone(), services.access_log.clone(), early_hangups),
     ));
     server.add_service(background_service("drain", DrainService));
     if let Some(redis) = &services.redis {

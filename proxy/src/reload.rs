@@ -13,6 +13,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tracing::{error, info};
@@ -157,15 +158,46 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 pub struct ReloadSignalService {
     reloader: Arc<Reloader>,
     access_log: Arc<AccessLog>,
+    early: EarlyHangups,
+}
+
+/// Claims SIGHUP for the whole process before any listener opens. The reload service
+/// starts on its own thread some time after the listeners; a SIGHUP in between would
+/// otherwise take its default action and end the process (seen: a reload sent the
+/// moment the proxy port answered). What arrives early is remembered and reloaded once
+/// the service runs.
+#[derive(Clone)]
+pub struct EarlyHangups(Arc<AtomicBool>);
+
+impl EarlyHangups {
+    /// Installs the SIGHUP handler; call before the server starts.
+    pub fn claim() -> std::io::Result<Self> {
+        let seen = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, seen.clone())?;
+        Ok(Self(seen))
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
 }
 
 impl ReloadSignalService {
-    /// Reloads through `reloader` on each SIGHUP, and reopens `access_log` (logrotate).
-    pub fn new(reloader: Arc<Reloader>, access_log: Arc<AccessLog>) -> Self {
+    /// Reloads through `reloader` on each SIGHUP, and reopens `access_log` (logrotate);
+    /// `early` holds what arrived before the service ran.
+    pub fn new(reloader: Arc<Reloader>, access_log: Arc<AccessLog>, early: EarlyHangups) -> Self {
         Self {
             reloader,
             access_log,
+            early,
         }
+    }
+
+    async fn on_hangup(&self) {
+        info!("SIGHUP received; reopening the access log, reloading the config");
+        self.access_log.reopen();
+        // The outcome is logged and counted by `reload`.
+        let _ = self.reloader.reload().await;
     }
 }
 
@@ -180,6 +212,10 @@ impl BackgroundService for ReloadSignalService {
                 return;
             }
         };
+        // Our stream is registered now: a SIGHUP from here on reaches it.
+        if self.early.take() {
+            self.on_hangup().await;
+        }
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
@@ -187,10 +223,7 @@ impl BackgroundService for ReloadSignalService {
                     if got.is_none() {
                         return;
                     }
-                    info!("SIGHUP received; reopening the access log, reloading the config");
-                    self.access_log.reopen();
-                    // The outcome is logged and counted by `reload`.
-                    let _ = self.reloader.reload().await;
+                    self.on_hangup().await;
                 }
             }
         }

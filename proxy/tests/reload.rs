@@ -220,3 +220,26 @@ fn sigterm_lets_a_slow_request_finish_then_exits_zero() {
         s.process.output()
     );
 }
+
+#[test]
+fn a_sighup_the_moment_sluice_is_up_reloads_and_never_kills_it() {
+    // SIGHUP's default action ends a process; sluice must have claimed it before its
+    // listeners open, not whenever the reload service's thread gets to run.
+    let up = FakeUpstream::start("a");
+    for _ in 0..10 {
+        let s = Sluice::start(&yaml(&[up.addr.to_string()], false));
+        s.process.signal("HUP");
+        std::thread::sleep(Duration::from_millis(100));
+        let r = http::get(s.proxy, "/main/x");
+        assert!(
+            r.as_ref().is_ok_and(|r| r.status == 200),
+            "after an early SIGHUP: {r:?}\n{}",
+            s.process.output()
+        );
+        assert_eventually!(
+            Duration::from_secs(5),
+            metric(&s, "sluice_config_reloads_total{result=\"ok\"}") == 1,
+            "the early SIGHUP was not lost: it reloaded once"
+        );
+    }
+}
