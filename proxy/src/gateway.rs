@@ -12,6 +12,7 @@ use crate::stage::cors::CorsStage;
 use crate::stage::forward::{Connection, ForwardStage};
 use crate::stage::headers::HeadersStage;
 use crate::stage::hedge::HedgeStage;
+use crate::stage::https::HttpsStage;
 use crate::stage::ip_rules::IpRulesStage;
 use crate::stage::limits::LimitsStage;
 use crate::stage::log::LogStage;
@@ -31,6 +32,7 @@ pub struct Gateway {
     client: ClientStage,
     limits: LimitsStage,
     route: RouteStage,
+    https: HttpsStage,
     ip_rules: IpRulesStage,
     body_limit: BodyLimitStage,
     cors: CorsStage,
@@ -60,6 +62,7 @@ impl Gateway {
             client: ClientStage::new(services.ids.clone()),
             limits: LimitsStage,
             route: RouteStage,
+            https: HttpsStage,
             ip_rules: IpRulesStage,
             body_limit: BodyLimitStage,
             cors: CorsStage,
@@ -90,6 +93,7 @@ impl ProxyHttp for Gateway {
             self.client,
             self.limits,
             self.route,
+            self.https,
             self.ip_rules,
             self.body_limit,
             self.cors,
@@ -167,6 +171,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.compress.response(session, upstream_response, ctx);
+        self.https.response(session, upstream_response, ctx)?;
         self.headers.response(upstream_response, ctx)
     }
 

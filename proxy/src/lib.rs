@@ -27,4 +27,5 @@ pub mod services;
 pub mod snapshot;
 pub mod spill;
 pub mod stage;
+pub mod tls;
 pub mod upstream;

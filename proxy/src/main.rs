@@ -3,6 +3,7 @@
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::Parser;
+use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::ListenerConfig;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
@@ -59,7 +60,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.test {
         return match config::load(&cli.config) {
-            Ok(_) => {
+            Ok(config) => {
+                for warning in &config.warnings {
+                    eprintln!("warning: {warning}");
+                }
                 println!("{}: ok", cli.config.display());
                 ExitCode::SUCCESS
             }
@@ -91,6 +95,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_listen = config.server.admin_listen;
     let header_timeout = config.server.client_header_timeout;
+    let tls = config.server.tls.clone();
+    let h2c = config.server.h2c;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let port = listen.port();
 
     let conf = ServerConf {
@@ -125,6 +134,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         server.configuration.clone(),
     );
     gateway.handle_init_modules();
+    if h2c {
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        gateway.server_options = Some(options);
+    }
     let mut proxy = Service::new(
         "sluice proxy".to_string(),
         HeaderDeadline::new(gateway, header_timeout),
@@ -132,6 +146,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     proxy.add_listener(
         ListenerConfig::tcp(listen.to_string()).l4_buffer(header_deadline::client_buffers()),
     );
+    if let Some(tls) = &tls {
+        let settings = sluice::tls::listener::settings(snapshot.clone(), tls.min_version)
+            .map_err(|e| anyhow::anyhow!("setting up the TLS listener: {e}"))?;
+        proxy.add_listener(
+            ListenerConfig::tcp(tls.listen.to_string())
+                .tls(settings)
+                .l4_buffer(header_deadline::client_buffers()),
+        );
+    }
     server.add_service(proxy);
     server.add_service(background_service(
         "health checks",
@@ -172,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
         ),
     ));
-    tracing::info!(%listen, %admin_listen, "sluice starting");
+    let https = tls.as_ref().map(|t| t.listen.to_string());
+    tracing::info!(%listen, %admin_listen, https = https.as_deref().unwrap_or("off"), "sluice starting");
     server.run_forever();
 }

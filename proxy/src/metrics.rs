@@ -48,6 +48,9 @@ pub struct Metrics {
     /// `sluice_header_timeouts_total`: connections closed because a request header did
     /// not arrive within `server.client_header_timeout_ms`.
     pub header_timeouts: prometheus::IntCounter,
+    /// `sluice_tls_certificates_served_total{result}`: TLS handshakes that were given
+    /// their certificate (`ok`) or could not be (`error`).
+    pub tls_certificates_served: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -167,6 +170,13 @@ impl Metrics {
             "sluice_header_timeouts_total",
             "Connections closed because a request header did not arrive in time.",
         );
+        let tls_certificates_served = IntCounterVec::new(
+            Opts::new(
+                "sluice_tls_certificates_served_total",
+                "TLS handshakes given their certificate (ok) or not (error).",
+            ),
+            &["result"],
+        );
         // The names and label sets above are constants; registering them into a fresh
         // registry cannot collide.
         #[allow(clippy::expect_used)]
@@ -188,6 +198,7 @@ impl Metrics {
             let refusals = refusals?;
             let client_connections = client_connections?;
             let header_timeouts = header_timeouts?;
+            let tls_certificates_served = tls_certificates_served?;
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(request_duration.clone()))?;
             registry.register(Box::new(upstream_requests.clone()))?;
@@ -205,6 +216,7 @@ impl Metrics {
             registry.register(Box::new(refusals.clone()))?;
             registry.register(Box::new(client_connections.clone()))?;
             registry.register(Box::new(header_timeouts.clone()))?;
+            registry.register(Box::new(tls_certificates_served.clone()))?;
             Ok(Self {
                 registry: registry.clone(),
                 requests,
@@ -224,6 +236,7 @@ impl Metrics {
                 refusals,
                 client_connections,
                 header_timeouts,
+                tls_certificates_served,
             })
         })()
         .expect("static metric definitions are valid");

@@ -98,6 +98,9 @@ impl Reloader {
 
     async fn try_reload(&self) -> Result<u64, ReloadError> {
         let config = config::load(&self.path).map_err(ReloadError::Invalid)?;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
         let old = self.snapshot.load_full();
         let fixed = restart_only_changes(&old.config, &config);
         if !fixed.is_empty() {
@@ -137,6 +140,14 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if a.grace_period != b.grace_period {
         changed.push("server.grace_period_s");
+    }
+    if a.tls.as_ref().map(|t| (t.listen, t.min_version))
+        != b.tls.as_ref().map(|t| (t.listen, t.min_version))
+    {
+        changed.push("server.tls.listen / min_version");
+    }
+    if a.h2c != b.h2c {
+        changed.push("server.h2c");
     }
     if a.client_header_timeout != b.client_header_timeout {
         changed.push("server.client_header_timeout_ms");

@@ -13,6 +13,7 @@ pub mod redis;
 pub mod services;
 pub mod slow_tcp;
 pub mod tansu;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

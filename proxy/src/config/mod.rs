@@ -18,7 +18,7 @@ pub use model::{
     AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, CompressConfig, Config,
     CorsConfig, HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError,
     OriginPattern, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig,
-    ServerConfig, Tier, UpstreamConfig,
+    ServerConfig, Tier, TlsConfig, TlsVersion, UpstreamConfig,
 };
 
 use lines::LineIndex;

@@ -34,6 +34,9 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
     /// The access log, when on.
     pub access_log: Option<AccessLogConfig>,
+    /// What is worth a look but does not stop the config serving (an expired
+    /// certificate), each pinned like an error.
+    pub warnings: Vec<super::ConfigError>,
     /// Longest a request waits for Redis: `redis.timeout_ms`, or a default when there is
     /// no `redis:` section (then nothing asks Redis and every wait ends in the fallback).
     pub redis_timeout: Duration,
@@ -178,6 +181,32 @@ pub struct ServerConfig {
     pub key_id_header: http::HeaderName,
     /// Request header carrying the admitted key's tier to upstreams.
     pub tier_header: http::HeaderName,
+    /// The HTTPS listener, when configured.
+    pub tls: Option<TlsConfig>,
+    /// Whether the plain listener accepts HTTP/2 with prior knowledge.
+    pub h2c: bool,
+}
+
+/// The oldest TLS version the HTTPS listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// Validated `server.tls`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Its address.
+    pub listen: SocketAddr,
+    /// The certificates, read and checked; chosen per handshake by SNI.
+    pub certificates: std::sync::Arc<crate::tls::CertStore>,
+    /// The oldest version accepted.
+    pub min_version: TlsVersion,
+    /// Whether routes with `redirect_https` redirect plain requests.
+    pub redirect_http: bool,
 }
 
 /// A validated upstream group.
@@ -275,6 +304,10 @@ pub struct RouteConfig {
     pub cors: Option<CorsConfig>,
     /// Response compression, when on.
     pub compress: Option<CompressConfig>,
+    /// Plain requests get a 308 to https (when `server.tls.redirect_http`).
+    pub redirect_https: bool,
+    /// `Strict-Transport-Security` for responses over TLS.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// Validated `compress:` of a route.

@@ -174,6 +174,42 @@ pub struct RawServer {
     /// The request header that tells upstreams the admitted key's tier.
     #[serde(default = "default_tier_header")]
     pub tier_header: String,
+    /// The HTTPS listener; none when absent.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+    /// The plain listener also speaks HTTP/2 to clients that start with its preface
+    /// (h2c with prior knowledge).
+    #[serde(default)]
+    pub h2c: bool,
+}
+
+/// `server.tls:` — the HTTPS listener.
+#[derive(Debug, Deserialize)]
+pub struct RawTls {
+    /// `ip:port`.
+    pub listen: String,
+    /// Certificate chains and keys, PEM; the first is the default.
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+    /// `"1.2"` (default) or `"1.3"`.
+    #[serde(default = "default_tls_min_version")]
+    pub min_version: String,
+    /// On the plain listener, routes with `redirect_https` answer 308 to https.
+    #[serde(default)]
+    pub redirect_http: bool,
+}
+
+/// One entry of `server.tls.certificates`.
+#[derive(Debug, Deserialize)]
+pub struct RawCertificate {
+    /// The certificate chain file (leaf first).
+    pub cert: String,
+    /// The private key file.
+    pub key: String,
+    /// Host names served with it (`*.example.com` allowed); the certificate's own DNS
+    /// names when empty.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 /// One entry of `upstreams:`.
@@ -346,6 +382,13 @@ pub struct RawRoute {
     /// Response compression (gzip, brotli, zstd by `Accept-Encoding`); off when absent.
     #[serde(default)]
     pub compress: Option<RawCompress>,
+    /// On the plain listener, answer 308 to the same URL on https (needs
+    /// `server.tls.redirect_http`).
+    #[serde(default)]
+    pub redirect_https: bool,
+    /// Send `Strict-Transport-Security: max-age=N` on responses over TLS.
+    #[serde(default)]
+    pub hsts_max_age_s: Option<u64>,
 }
 
 /// `compress:` of a route.
@@ -513,6 +556,10 @@ fn default_key_id_header() -> String {
 
 fn default_tier_header() -> String {
     "x-sluice-tier".into()
+}
+
+fn default_tls_min_version() -> String {
+    "1.2".into()
 }
 
 fn default_client_header_timeout_ms() -> u64 {

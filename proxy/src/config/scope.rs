@@ -10,6 +10,8 @@ pub struct Errors<'a> {
     lines: &'a LineIndex,
     /// What was found so far.
     pub(super) found: Vec<ConfigError>,
+    /// Problems that do not stop the config serving.
+    pub(super) warned: Vec<ConfigError>,
 }
 
 impl<'a> Errors<'a> {
@@ -19,12 +21,23 @@ impl<'a> Errors<'a> {
             file,
             lines,
             found: Vec::new(),
+            warned: Vec::new(),
         }
     }
 
     /// Records `message` against `field` (a full path such as `routes[2].upstream`).
     pub fn push(&mut self, field: &str, message: impl Into<String>) {
         self.found.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.lines.line_of(field),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Records a warning against `field`: reported, but the config is still valid.
+    pub fn warn(&mut self, field: &str, message: impl Into<String>) {
+        self.warned.push(ConfigError {
             file: self.file.to_path_buf(),
             line: self.lines.line_of(field),
             field: field.to_string(),
@@ -53,6 +66,12 @@ impl<'a> Scope<'_, 'a> {
     pub fn push(&mut self, field: &str, message: impl Into<String>) {
         let path = join(&self.base, field);
         self.errors.push(&path, message);
+    }
+
+    /// Records a warning against `field` of this section.
+    pub fn warn(&mut self, field: &str, message: impl Into<String>) {
+        let path = join(&self.base, field);
+        self.errors.warn(&path, message);
     }
 
     /// The section `sub` of this one.

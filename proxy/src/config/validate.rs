@@ -5,14 +5,16 @@
 use super::error::ConfigErrors;
 use super::model::{
     AccessLogConfig, AccessLogFormat, AdminConfig, BreakerConfig, Config, HealthCheckConfig,
-    KafkaConfig, OnRedisError, RateLimitConfig, RedisConfig, ServerConfig, Tier, UpstreamConfig,
+    KafkaConfig, OnRedisError, RateLimitConfig, RedisConfig, ServerConfig, Tier, TlsConfig,
+    TlsVersion, UpstreamConfig,
 };
 use super::raw::{
     RawAccessLog, RawAdmin, RawBreaker, RawConfig, RawHealthCheck, RawKafka, RawRateLimit,
-    RawRedis, RawServer, RawTier, RawUpstream,
+    RawRedis, RawServer, RawTier, RawTls, RawUpstream,
 };
 use super::scope::{Errors, Scope};
 use super::validate_routes::{cidrs, routes};
+use crate::tls::certs;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -59,12 +61,24 @@ pub fn validate(
         &mut errors.scope("routes"),
     );
 
+    if raw.server.tls.is_none() {
+        for (i, route) in raw.routes.iter().enumerate() {
+            if route.redirect_https {
+                errors.push(
+                    &format!("routes[{i}].redirect_https"),
+                    "needs an HTTPS listener (server.tls)",
+                );
+            }
+        }
+    }
+
     if !errors.found.is_empty() {
         errors.found.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         return Err(ConfigErrors(errors.found));
     }
     match server {
         Some(server) => Ok(Config {
+            warnings: std::mem::take(&mut errors.warned),
             redis_timeout: redis.as_ref().map_or(NO_REDIS_TIMEOUT, |r| r.timeout),
             source: file.to_path_buf(),
             text: String::new(),
@@ -120,6 +134,18 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
     if listen.is_some() && listen == admin_listen {
         errors.push("admin_listen", "must differ from server.listen");
     }
+    let tls = raw
+        .tls
+        .as_ref()
+        .and_then(|t| tls(t, &mut errors.scope("tls")));
+    if let Some(tls) = &tls {
+        if Some(tls.listen) == listen || Some(tls.listen) == admin_listen {
+            errors.push(
+                "tls.listen",
+                "must differ from server.listen and admin_listen",
+            );
+        }
+    }
     Some(ServerConfig {
         listen: listen?,
         admin_listen: admin_listen?,
@@ -130,6 +156,46 @@ fn server(raw: &RawServer, errors: &mut Scope<'_, '_>) -> Option<ServerConfig> {
         trusted_proxies: cidrs(&raw.trusted_proxies, "trusted_proxies", errors),
         key_id_header: key_id_header?,
         tier_header: tier_header?,
+        tls,
+        h2c: raw.h2c,
+    })
+}
+
+/// `server.tls`: the listener, and every certificate read and checked now, so a broken
+/// pair fails here (at `--test`, at start, at a reload) and not in a handshake.
+fn tls(raw: &RawTls, errors: &mut Scope<'_, '_>) -> Option<TlsConfig> {
+    let listen = socket_addr(&raw.listen, "listen", errors);
+    let min_version = match raw.min_version.trim() {
+        "1.2" => TlsVersion::Tls12,
+        "1.3" => TlsVersion::Tls13,
+        other => {
+            errors.push(
+                "min_version",
+                format!("must be \"1.2\" or \"1.3\" (older versions are never offered), got \"{other}\""),
+            );
+            TlsVersion::Tls12
+        }
+    };
+    if raw.certificates.is_empty() {
+        errors.push("certificates", "must list at least one { cert, key } pair");
+    }
+    let mut loaded = Vec::new();
+    for (i, entry) in raw.certificates.iter().enumerate() {
+        let mut errors = errors.scope(&format!("certificates[{i}]"));
+        let result = certs::load(Path::new(&entry.cert), Path::new(&entry.key), &entry.hosts);
+        for problem in result.errors {
+            errors.push(&problem.field, problem.message);
+        }
+        for problem in result.warnings {
+            errors.warn(&problem.field, problem.message);
+        }
+        loaded.extend(result.certificate);
+    }
+    Some(TlsConfig {
+        listen: listen?,
+        certificates: std::sync::Arc::new(crate::tls::CertStore::new(loaded)?),
+        min_version,
+        redirect_http: raw.redirect_http,
     })
 }
 

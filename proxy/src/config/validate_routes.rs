@@ -248,6 +248,10 @@ pub(super) fn routes(
             },
             max_body_bytes: Some(route.max_body_bytes).filter(|n| *n > 0),
             whole_segments: route.whole_segments,
+            redirect_https: route.redirect_https,
+            hsts: route
+                .hsts_max_age_s
+                .and_then(|age| http::HeaderValue::from_str(&format!("max-age={age}")).ok()),
             compress: route.compress.as_ref().map(|c| {
                 let mut errors = errors.scope("compress");
                 if !(1..=9).contains(&c.level) {

@@ -159,6 +159,8 @@ mod tests {
                 whole_segments: false,
                 cors: None,
                 compress: None,
+                redirect_https: false,
+                hsts: None,
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,

@@ -18,6 +18,7 @@ pub mod cors;
 pub mod forward;
 pub mod headers;
 pub mod hedge;
+pub mod https;
 pub mod ip_rules;
 pub mod limits;
 pub mod log;
