@@ -7,9 +7,16 @@ need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+# TLS: Pingora's openssl feature links libssl (found by pkg-config); the openssl CLI makes
+# the local certificates; curl (with HTTP/2) is the TLS tests' client.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
+  command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -81,11 +81,12 @@ stop_pid() {
   rm -f "$pidfile"
 }
 
-# wait_http NAME URL [SECONDS]: poll URL until it answers 2xx.
+# wait_http NAME URL [SECONDS [CURL_ARGS...]]: poll URL until it answers 2xx.
 wait_http() {
   local name="$1" url="$2" wait="${3:-30}"
+  shift $(($# < 3 ? $# : 3))
   for _ in $(seq 1 $((wait * 10))); do
-    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+    if curl -fsS -o /dev/null --max-time 1 "$@" "$url" 2>/dev/null; then
       return 0
     fi
     sleep 0.1

@@ -78,16 +78,24 @@ for port in 8091 8092; do wait_http "payments-$port" "http://127.0.0.1:$port/hea
 DATABASE_URL="$DATABASE_URL" start_bg analytics nice -n 10 "$BIN/analytics" --port 8100 --brokers "$KAFKA_BROKERS"
 wait_http analytics "http://127.0.0.1:8100/health" 60
 
+# HTTPS on 9443: a local CA and a certificate for localhost / 127.0.0.1, made once
+# (clients trust .run/tls/ca.pem; see README "HTTPS" for real certificates).
+if [ ! -f "$RUN/tls/server.pem" ] || [ ! -f "$RUN/tls/server.key" ]; then
+  "$ROOT/scripts/tls-certs.sh" "$RUN/tls" server 1 825 DNS:localhost,IP:127.0.0.1
+  echo "  TLS certificate made in .run/tls (CA: .run/tls/ca.pem)"
+fi
 "$BIN/sluice" --config conf/sluice.yaml --test >/dev/null
 start_bg sluice "$BIN/sluice" --config conf/sluice.yaml
 wait_http sluice "http://127.0.0.1:9901/health"
 wait_http sluice "http://127.0.0.1:9999/todos?limit=1"
 wait_http sluice "http://127.0.0.1:9999/payments-summary"
+wait_http sluice "https://localhost:9443/todos?limit=1" 30 --cacert "$RUN/tls/ca.pem"
 
 cat <<MSG
 
 sluice is up.
-  proxy    http://127.0.0.1:9999      (config: conf/sluice.yaml)
+  proxy    http://127.0.0.1:9999      (config: conf/sluice.yaml; HTTP/1.1 and h2c)
+  https    https://localhost:9443     (TLS 1.2/1.3, h2; trust .run/tls/ca.pem: curl --cacert .run/tls/ca.pem)
   admin    http://127.0.0.1:9901      (/health, /metrics; /admin/* with the token in .run/admin-token)
   todo     http://127.0.0.1:8081  http://127.0.0.1:8082
   demo     http://127.0.0.1:8201  http://127.0.0.1:8202   (controllable test upstreams; /demo/hedged, /demo/plain)
