@@ -53,6 +53,7 @@ fn event(i: usize) -> RequestEvent {
         limiter: None,
         hedged: false,
         request_id: None,
+        http_version: None,
         retries: 0,
     }
 }

@@ -70,6 +70,9 @@ pub struct RequestEvent {
     /// The request id (`X-Request-Id`, the client's or sluice's), to join logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The client's HTTP version (`1.0`, `1.1`, `2`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<String>,
     /// A hedge was sent.
     #[serde(default)]
     pub hedged: bool,
@@ -181,6 +184,7 @@ mod tests {
             limiter: Some("redis".into()),
             hedged: false,
             request_id: None,
+            http_version: None,
             retries: 0,
         }
     }

@@ -115,6 +115,7 @@ mod tests {
                 limiter: None,
                 hedged: false,
                 request_id: None,
+                http_version: None,
                 retries: 0,
             })
             .collect()

@@ -109,6 +109,12 @@ async fn every_request_becomes_one_event_and_matches_the_metrics() {
     let ids: std::collections::HashSet<_> =
         events.iter().filter_map(|e| e.request_id.clone()).collect();
     assert_eq!(ids.len(), n, "every event has its own request id");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.http_version.as_deref() == Some("1.1")),
+        "every event names the client's protocol"
+    );
     let by_route = |r: &str| events.iter().filter(|e| e.route == r).count();
     assert_eq!((by_route("app"), by_route("none")), (270, 30));
     assert!(events

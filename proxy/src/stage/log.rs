@@ -96,6 +96,7 @@ struct RequestFacts {
     method: String,
     path: String,
     client_ip: Option<String>,
+    http_version: &'static str,
     bytes_in: u64,
     bytes_out: u64,
 }
@@ -107,9 +108,21 @@ impl RequestFacts {
             method: req.method.as_str().to_string(),
             path: req.uri.path().to_string(),
             client_ip: crate::stage::client_ip(session, ctx).map(|ip| ip.to_string()),
+            http_version: version_label(req.version),
             bytes_in: u64::try_from(session.body_bytes_read()).unwrap_or(u64::MAX),
             bytes_out: u64::try_from(session.body_bytes_sent()).unwrap_or(u64::MAX),
         }
+    }
+}
+
+/// `1.0`, `1.1`, `2` (`3` should it come), as the event names the client's protocol.
+fn version_label(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
     }
 }
 
@@ -147,6 +160,7 @@ fn request_event(facts: RequestFacts, ctx: &RequestCtx, status: u16, id: String)
         limiter: ctx.limiter.map(|mode| mode.as_str().to_string()),
         hedged: ctx.hedged,
         request_id: ctx.request_id.clone(),
+        http_version: Some(facts.http_version.to_string()),
         retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged)))
             .unwrap_or(u32::MAX),
     }
@@ -188,6 +202,7 @@ mod tests {
             method: "GET".into(),
             path: "/x".into(),
             client_ip: Some("127.0.0.9".into()),
+            http_version: "1.1",
             bytes_in: 3,
             bytes_out: 5,
         }
