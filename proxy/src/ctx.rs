@@ -43,6 +43,8 @@ pub struct RequestCtx {
     pub retry_on_status: bool,
     /// A hedge was sent for this request.
     pub hedged: bool,
+    /// A WebSocket upgrade on a route that allows it: the idle timeout once upgraded.
+    pub websocket_idle: Option<std::time::Duration>,
     /// How the rate limiter decided, when it ran.
     pub limiter: Option<LimiterMode>,
     /// When the current attempt was handed to Pingora to send upstream.
@@ -85,6 +87,7 @@ impl RequestCtx {
             upstream_status: None,
             retry_on_status: false,
             hedged: false,
+            websocket_idle: None,
             limiter: None,
             attempt_started: None,
             upstream_latency: None,

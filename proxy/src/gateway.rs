@@ -20,6 +20,7 @@ use crate::stage::ratelimit::RateLimitStage;
 use crate::stage::route::RouteStage;
 use crate::stage::run_stages;
 use crate::stage::upstream::UpstreamStage;
+use crate::stage::websocket::WebSocketStage;
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, Result};
@@ -33,6 +34,7 @@ pub struct Gateway {
     limits: LimitsStage,
     route: RouteStage,
     https: HttpsStage,
+    websocket: WebSocketStage,
     ip_rules: IpRulesStage,
     body_limit: BodyLimitStage,
     cors: CorsStage,
@@ -63,6 +65,7 @@ impl Gateway {
             limits: LimitsStage,
             route: RouteStage,
             https: HttpsStage,
+            websocket: WebSocketStage,
             ip_rules: IpRulesStage,
             body_limit: BodyLimitStage,
             cors: CorsStage,
@@ -94,6 +97,7 @@ impl ProxyHttp for Gateway {
             self.limits,
             self.route,
             self.https,
+            self.websocket,
             self.ip_rules,
             self.body_limit,
             self.cors,

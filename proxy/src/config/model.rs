@@ -308,6 +308,8 @@ pub struct RouteConfig {
     pub redirect_https: bool,
     /// `Strict-Transport-Security` for responses over TLS.
     pub hsts: Option<http::HeaderValue>,
+    /// WebSocket upgrades are accepted, with this idle timeout; refused when `None`.
+    pub websocket_idle: Option<Duration>,
 }
 
 /// Validated `compress:` of a route.

@@ -389,6 +389,12 @@ pub struct RawRoute {
     /// Send `Strict-Transport-Security: max-age=N` on responses over TLS.
     #[serde(default)]
     pub hsts_max_age_s: Option<u64>,
+    /// Accept `Upgrade: websocket` (otherwise 400).
+    #[serde(default)]
+    pub websocket: bool,
+    /// An upgraded connection silent this long in both directions is closed.
+    #[serde(default = "default_websocket_idle_timeout_s")]
+    pub websocket_idle_timeout_s: u64,
 }
 
 /// `compress:` of a route.
@@ -556,6 +562,10 @@ fn default_key_id_header() -> String {
 
 fn default_tier_header() -> String {
     "x-sluice-tier".into()
+}
+
+fn default_websocket_idle_timeout_s() -> u64 {
+    60
 }
 
 fn default_tls_min_version() -> String {

@@ -249,6 +249,12 @@ pub(super) fn routes(
             max_body_bytes: Some(route.max_body_bytes).filter(|n| *n > 0),
             whole_segments: route.whole_segments,
             redirect_https: route.redirect_https,
+            websocket_idle: route.websocket.then(|| {
+                if route.websocket_idle_timeout_s == 0 {
+                    errors.push("websocket_idle_timeout_s", "must be at least 1");
+                }
+                std::time::Duration::from_secs(route.websocket_idle_timeout_s.max(1))
+            }),
             hsts: route
                 .hsts_max_age_s
                 .and_then(|age| http::HeaderValue::from_str(&format!("max-age={age}")).ok()),

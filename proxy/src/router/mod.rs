@@ -161,6 +161,7 @@ mod tests {
                 compress: None,
                 redirect_https: false,
                 hsts: None,
+                websocket_idle: None,
             },
             retry_budget: Budget::new(crate::config::RetryBudgetConfig {
                 percent: 20.0,

@@ -43,7 +43,9 @@ const HOP_BY_HOP: [&str; 8] = [
 pub fn eligible(req: &RequestHeader, cfg: &HedgeConfig) -> bool {
     let safe = matches!(req.method, Method::GET | Method::HEAD)
         || req.headers.contains_key("idempotency-key");
-    if !safe || req.headers.contains_key(TRANSFER_ENCODING) {
+    // An upgrade is a connection, not a request that can be sent twice.
+    let upgrade = req.headers.contains_key(http::header::UPGRADE);
+    if !safe || upgrade || req.headers.contains_key(TRANSFER_ENCODING) {
         return false;
     }
     match req.headers.get(CONTENT_LENGTH) {

@@ -25,6 +25,7 @@ pub mod log;
 pub mod ratelimit;
 pub mod route;
 pub mod upstream;
+pub mod websocket;
 
 use crate::ctx::RequestCtx;
 use crate::respond::Refusal;

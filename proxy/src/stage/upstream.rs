@@ -160,7 +160,12 @@ impl UpstreamStage {
             AttemptKind::Retry
         };
         begin_attempt(ctx, &route, addr, kind);
-        Ok(group.peer(addr))
+        let mut peer = group.peer(addr);
+        if let Some(idle) = ctx.websocket_idle {
+            // Upgraded, reads wait for the next frame: the route's idle timeout bounds them.
+            peer.options.read_timeout = Some(idle);
+        }
+        Ok(peer)
     }
 
     /// `fail_to_connect`: counts the attempt and allows a retry within the bounds (any
