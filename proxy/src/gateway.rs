@@ -202,7 +202,12 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        // A refusal's own status: a gRPC refusal is written as HTTP 200 with its status in
+        // `grpc-status`, and the event and metrics should say what happened.
+        let status = ctx.refusal.as_ref().map_or_else(
+            || session.response_written().map_or(0, |r| r.status.as_u16()),
+            |r| r.status,
+        );
         self.upstream.finish(ctx, e, status);
         self.log.run(session, ctx, status);
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod ctx;
 pub mod drain;
 pub mod gateway;
+pub mod grpc_status;
 pub mod header_deadline;
 pub mod health_checks;
 pub mod ids;

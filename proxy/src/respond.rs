@@ -54,8 +54,12 @@ impl Refusal {
         self.code == code::CIRCUIT_OPEN
     }
 
-    /// Writes the refusal as a complete JSON response.
+    /// Writes the refusal as a complete JSON response, or as a gRPC status to a gRPC
+    /// call (see [`crate::grpc_status`]).
     pub async fn write(&self, session: &mut Session) -> Result<()> {
+        if crate::grpc_status::is_grpc(&session.req_header().headers) {
+            return self.write_grpc(session).await;
+        }
         let body = serde_json::json!({ "error": self.code, "message": self.message }).to_string();
         let mut header = ResponseHeader::build(self.status, Some(3 + self.headers.len()))?;
         header.insert_header("content-type", "application/json")?;
@@ -68,6 +72,27 @@ impl Refusal {
             .write_response_header(Box::new(header), false)
             .await?;
         session.write_response_body(Some(body.into()), true).await?;
+        Ok(())
+    }
+
+    async fn write_grpc(&self, session: &mut Session) -> Result<()> {
+        let mut header = ResponseHeader::build(200, Some(4 + self.headers.len()))?;
+        header.insert_header("content-type", "application/grpc")?;
+        header.insert_header(
+            "grpc-status",
+            crate::grpc_status::code_for(self.status).to_string(),
+        )?;
+        header.insert_header(
+            "grpc-message",
+            crate::grpc_status::encode_message(&self.message),
+        )?;
+        for (name, value) in &self.headers {
+            header.append_header(*name, value.as_str())?;
+        }
+        // Headers with the end of the stream: gRPC's Trailers-Only response.
+        session
+            .write_response_header(Box::new(header), true)
+            .await?;
         Ok(())
     }
 }

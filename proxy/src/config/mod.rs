@@ -9,16 +9,19 @@ mod error;
 mod lines;
 mod model;
 mod raw;
+mod raw_edge;
 mod scope;
+mod upstream_proto;
 mod validate;
 mod validate_routes;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLogConfig, AccessLogFormat, AdminConfig, AuthMode, BreakerConfig, CompressConfig, Config,
-    CorsConfig, HealthCheckConfig, HedgeConfig, HedgeDelay, IpRules, KafkaConfig, OnRedisError,
-    OriginPattern, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig, RouteConfig,
-    ServerConfig, Tier, TlsConfig, TlsVersion, UpstreamConfig,
+    CorsConfig, HealthCheckConfig, HealthCheckKind, HedgeConfig, HedgeDelay, IpRules, KafkaConfig,
+    OnRedisError, OriginPattern, RateLimitConfig, RateLimitMode, RedisConfig, RetryBudgetConfig,
+    RouteConfig, ServerConfig, Tier, TlsConfig, TlsVersion, UpstreamConfig, UpstreamProtocol,
+    UpstreamTls,
 };
 
 use lines::LineIndex;
@@ -128,6 +131,31 @@ routes:
     strip_prefix: true
     upstream: todo
 "#;
+
+    #[test]
+    fn upstream_protocols_are_checked_against_tls_health_checks_and_hedging() {
+        let text = r#"
+server:
+  listen: "127.0.0.1:9999"
+upstreams:
+  a: { peers: ["127.0.0.1:1"], protocol: h2 }
+  b: { peers: ["127.0.0.1:2"], protocol: h2c, tls: { sni: x } }
+  c: { peers: ["127.0.0.1:3"], health_check: { kind: grpc } }
+  d: { peers: ["127.0.0.1:4"], protocol: spdy }
+routes:
+  - { name: r, path_prefix: /, upstream: b, hedge: { delay: 5 } }
+"#;
+        assert_eq!(
+            errors(text),
+            vec![
+                "t.yaml:5: upstreams.a.tls: protocol h2 is HTTP/2 over TLS: add tls: { sni: ... } (or use h2c for cleartext)",
+                "t.yaml:6: upstreams.b.tls: h2c is cleartext HTTP/2; for HTTP/2 over TLS use protocol: h2",
+                "t.yaml:7: upstreams.c.health_check.kind: grpc health checks need an HTTP/2 group (protocol: h2 or h2c)",
+                "t.yaml:8: upstreams.d.protocol: must be http1, h2 (HTTP/2 over TLS) or h2c (cleartext HTTP/2), got \"spdy\"",
+                "t.yaml:10: routes[0].hedge: hedged copies are sent over cleartext HTTP/1.1: hedge only routes to an http1 group without tls",
+            ]
+        );
+    }
 
     #[test]
     fn a_good_file_loads() {

@@ -226,6 +226,44 @@ pub struct UpstreamConfig {
     pub breaker: BreakerConfig,
     /// Statuses on which idempotent requests are retried elsewhere.
     pub retry_on_status: Vec<u16>,
+    /// What the peers speak.
+    pub protocol: UpstreamProtocol,
+    /// TLS to the peers, when on.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// What an upstream group's peers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (over TLS when the group has `tls`).
+    Http1,
+    /// HTTP/2 over TLS (ALPN h2).
+    H2,
+    /// Cleartext HTTP/2 with prior knowledge.
+    H2c,
+}
+
+/// TLS to a group's peers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTls {
+    /// SNI, and the name the peer's certificate must carry.
+    pub sni: String,
+    /// Whether the chain and name are verified.
+    pub verify: bool,
+    /// CAs trusted instead of the system's.
+    pub ca: Option<super::upstream_proto::CaCerts>,
+}
+
+/// How a peer's health is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    /// GET `path`; any 2xx is healthy.
+    Http,
+    /// `grpc.health.v1.Health/Check` for `service`; `SERVING` is healthy.
+    Grpc {
+        /// The service asked about (empty: the whole server).
+        service: String,
+    },
 }
 
 /// Validated breaker settings.
@@ -269,6 +307,8 @@ pub struct HealthCheckConfig {
     pub healthy_after: usize,
     /// Failures needed to become unhealthy.
     pub unhealthy_after: usize,
+    /// HTTP or gRPC.
+    pub kind: HealthCheckKind,
 }
 
 /// A validated route.

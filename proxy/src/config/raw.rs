@@ -7,6 +7,8 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+pub use super::raw_edge::{RawTls, RawUpstreamTls};
+
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
 pub struct RawConfig {
@@ -183,35 +185,6 @@ pub struct RawServer {
     pub h2c: bool,
 }
 
-/// `server.tls:` — the HTTPS listener.
-#[derive(Debug, Deserialize)]
-pub struct RawTls {
-    /// `ip:port`.
-    pub listen: String,
-    /// Certificate chains and keys, PEM; the first is the default.
-    #[serde(default)]
-    pub certificates: Vec<RawCertificate>,
-    /// `"1.2"` (default) or `"1.3"`.
-    #[serde(default = "default_tls_min_version")]
-    pub min_version: String,
-    /// On the plain listener, routes with `redirect_https` answer 308 to https.
-    #[serde(default)]
-    pub redirect_http: bool,
-}
-
-/// One entry of `server.tls.certificates`.
-#[derive(Debug, Deserialize)]
-pub struct RawCertificate {
-    /// The certificate chain file (leaf first).
-    pub cert: String,
-    /// The private key file.
-    pub key: String,
-    /// Host names served with it (`*.example.com` allowed); the certificate's own DNS
-    /// names when empty.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-}
-
 /// One entry of `upstreams:`.
 #[derive(Debug, Deserialize)]
 pub struct RawUpstream {
@@ -236,6 +209,12 @@ pub struct RawUpstream {
     /// Upstream statuses on which idempotent requests are retried on another peer.
     #[serde(default = "default_retry_on_status")]
     pub retry_on_status: Vec<u16>,
+    /// `http1` (default), `h2` (HTTP/2 over TLS) or `h2c` (cleartext HTTP/2).
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// TLS to the peers; none (cleartext) when absent.
+    #[serde(default)]
+    pub tls: Option<RawUpstreamTls>,
 }
 
 /// `breaker:` of an upstream.
@@ -316,6 +295,12 @@ pub struct RawHealthCheck {
     /// Consecutive failures that make a healthy peer unhealthy.
     #[serde(default = "default_two")]
     pub unhealthy_after: usize,
+    /// `http` (default: GET `path`) or `grpc` (`grpc.health.v1.Health/Check`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The service a gRPC check asks about (empty: the server as a whole).
+    #[serde(default)]
+    pub service: String,
 }
 
 impl Default for RawHealthCheck {
@@ -326,6 +311,8 @@ impl Default for RawHealthCheck {
             timeout_ms: default_health_timeout_ms(),
             healthy_after: default_two(),
             unhealthy_after: default_two(),
+            kind: None,
+            service: String::new(),
         }
     }
 }
@@ -566,10 +553,6 @@ fn default_tier_header() -> String {
 
 fn default_websocket_idle_timeout_s() -> u64 {
     60
-}
-
-fn default_tls_min_version() -> String {
-    "1.2".into()
 }
 
 fn default_client_header_timeout_ms() -> u64 {

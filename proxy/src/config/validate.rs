@@ -235,7 +235,10 @@ fn upstream(raw: &RawUpstream, errors: &mut Scope<'_, '_>) -> Option<UpstreamCon
     if raw.read_timeout_ms == 0 {
         errors.push("read_timeout_ms", "must be greater than 0");
     }
-    let health_check = health_check(&raw.health_check, &mut errors.scope("health_check"));
+    let (protocol, tls) =
+        super::upstream_proto::protocol_and_tls(raw.protocol.as_deref(), raw.tls.as_ref(), errors);
+    let mut health_check = health_check(&raw.health_check, &mut errors.scope("health_check"));
+    health_check.kind = super::upstream_proto::health_kind(&raw.health_check, protocol, errors);
     let breaker = breaker(&raw.breaker, &mut errors.scope("breaker"));
     for (i, status) in raw.retry_on_status.iter().enumerate() {
         if !(500..=599).contains(status) {
@@ -250,6 +253,8 @@ fn upstream(raw: &RawUpstream, errors: &mut Scope<'_, '_>) -> Option<UpstreamCon
         read_timeout: Duration::from_millis(raw.read_timeout_ms),
         breaker,
         retry_on_status: raw.retry_on_status.clone(),
+        protocol,
+        tls,
     })
 }
 
@@ -307,6 +312,7 @@ fn health_check(raw: &RawHealthCheck, errors: &mut Scope<'_, '_>) -> HealthCheck
         timeout: Duration::from_millis(raw.timeout_ms),
         healthy_after: raw.healthy_after.max(1),
         unhealthy_after: raw.unhealthy_after.max(1),
+        kind: super::model::HealthCheckKind::Http,
     }
 }
 

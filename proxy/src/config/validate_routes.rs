@@ -226,6 +226,19 @@ pub(super) fn routes(
                 ),
             );
         }
+        let plain_http1 = |up: &RawUpstream| {
+            up.tls.is_none() && up.protocol.as_deref().is_none_or(|p| p.trim() == "http1")
+        };
+        if route.hedge.is_some()
+            && upstreams
+                .get(&route.upstream)
+                .is_some_and(|u| !plain_http1(u))
+        {
+            errors.push(
+                "hedge",
+                "hedged copies are sent over cleartext HTTP/1.1: hedge only routes to an http1 group without tls",
+            );
+        }
         let auth = auth_mode(route, has_redis, &mut errors);
         let ratelimit = ratelimit_mode(route, auth, tiers, has_redis, &mut errors);
         routes.push(RouteConfig {

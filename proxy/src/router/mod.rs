@@ -120,6 +120,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 healthy_after: 1,
                 unhealthy_after: 1,
+                kind: crate::config::HealthCheckKind::Http,
             },
             retries: 0,
             connect_timeout: Duration::from_secs(1),
@@ -134,6 +135,8 @@ mod tests {
                 failure_statuses: vec![500],
             },
             retry_on_status: vec![502, 503],
+            protocol: crate::config::UpstreamProtocol::Http1,
+            tls: None,
         };
         Arc::new(UpstreamGroup::new("g", config).expect("group"))
     }

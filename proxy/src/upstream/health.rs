@@ -4,7 +4,7 @@
 //! current config snapshot has.
 
 use crate::breaker::Breaker;
-use crate::config::HealthCheckConfig;
+use crate::config::{HealthCheckKind, UpstreamConfig};
 use crate::metrics::metrics;
 use async_trait::async_trait;
 use pingora_core::{Error, ErrorType};
@@ -13,13 +13,32 @@ use pingora_load_balancing::health_check::{HealthCheck, HealthObserve, HttpHealt
 use pingora_load_balancing::Backend;
 use tracing::{info, warn};
 
-/// A Pingora HTTP health check for one group.
-pub fn http_check(
+/// The health check of one group: HTTP, or gRPC (see [`super::grpc_health`]).
+pub fn check_for(
     upstream: &str,
-    cfg: &HealthCheckConfig,
+    config: &UpstreamConfig,
     breakers: Vec<(std::net::SocketAddr, std::sync::Arc<Breaker>)>,
 ) -> Box<dyn HealthCheck + Send + Sync> {
-    let mut check = HttpHealthCheck::new("localhost", false);
+    let observer = Observer {
+        upstream: upstream.to_string(),
+        breakers,
+    };
+    match &config.health_check.kind {
+        HealthCheckKind::Http => http_check(config, observer),
+        HealthCheckKind::Grpc { service } => Box::new(super::grpc_health::GrpcHealthCheck::new(
+            config, service, observer,
+        )),
+    }
+}
+
+/// A Pingora HTTP health check for one group.
+fn http_check(config: &UpstreamConfig, observer: Observer) -> Box<dyn HealthCheck + Send + Sync> {
+    let cfg = &config.health_check;
+    let mut check = HttpHealthCheck::new("localhost", config.tls.is_some());
+    super::wire::apply(&mut check.peer_template, config);
+    if let Some(tls) = &config.tls {
+        check.peer_template.sni = tls.sni.clone();
+    }
     check.consecutive_success = cfg.healthy_after;
     check.consecutive_failure = cfg.unhealthy_after;
     check.peer_template.options.connection_timeout = Some(cfg.timeout);
@@ -41,14 +60,13 @@ pub fn http_check(
             )
         }
     }));
-    check.health_changed_callback = Some(Box::new(Observer {
-        upstream: upstream.to_string(),
-        breakers,
-    }));
+    check.health_changed_callback = Some(Box::new(observer));
     Box::new(check)
 }
 
-struct Observer {
+/// Records health changes: the `sluice_upstream_healthy` gauge, a log line, and a reset
+/// breaker for a peer that recovers.
+pub struct Observer {
     upstream: String,
     /// A peer the checks see recover gets its breaker closed: the checks saw it fail
     /// and now see it work, which is a stronger signal than waiting out `open_ms`.

@@ -1,7 +1,9 @@
 //! Upstream groups: a round-robin [`LoadBalancer`] over the peers, with active health
 //! checks (see [`health`]) deciding which peers may take traffic.
 
+pub mod grpc_health;
 pub mod health;
+pub mod wire;
 
 use crate::breaker::{Breaker, BreakerState, Transition};
 use crate::config::UpstreamConfig;
@@ -101,7 +103,7 @@ impl UpstreamGroup {
             })
             .collect::<Vec<_>>();
         let breakers = peers.iter().map(|p| (p.addr, p.breaker.clone())).collect();
-        lb.set_health_check(health::http_check(name, &config.health_check, breakers));
+        lb.set_health_check(health::check_for(name, &config, breakers));
         for peer in &peers {
             metrics()
                 .upstream_healthy
@@ -226,7 +228,7 @@ impl UpstreamGroup {
 
     /// An [`HttpPeer`] for `addr` with this group's timeouts.
     pub fn peer(&self, addr: SocketAddr) -> Box<HttpPeer> {
-        let mut peer = HttpPeer::new(addr, false, String::new());
+        let mut peer = wire::peer(addr, &self.config);
         peer.options.connection_timeout = Some(self.config.connect_timeout);
         peer.options.read_timeout = Some(self.config.read_timeout);
         Box::new(peer)
