@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice/target
 
-.PHONY: up down test lint fuzz bench bench-ab k6-reload k6-payments reload upgrade check-config
+.PHONY: up down test lint fuzz bench bench-tls bench-ab k6-reload k6-payments reload upgrade check-config
 
 up:            ## install what is missing, build, start the whole stack
 	@scripts/up.sh
@@ -25,6 +25,9 @@ fuzz:          ## each cargo-fuzz target for FUZZ_SECONDS (60) from its seed cor
 
 bench:         ## direct vs sluice vs nginx on GET /todos; writes bench/RESULTS.md
 	@bench/run.sh
+
+bench-tls:     ## TLS keepalive, TLS handshakes and HTTP/2 (h2load): sluice vs nginx; bench/results/19-tls.md
+	@bench/tls.sh
 
 bench-ab:      ## two sluice binaries side by side: make bench-ab OLD=/tmp/sluice-old NEW=path/to/sluice
 	@bench/ab.sh $(OLD) $(or $(NEW),$(CARGO_TARGET_DIR)/release/sluice)

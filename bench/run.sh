@@ -175,6 +175,8 @@ mkdir -p bench/results
   echo "$TABLE"
   if [ -f bench/NOTES.md ]; then echo; cat bench/NOTES.md; fi
 } >bench/results/10-proxy.md
+# TLS and HTTP/2 rows against nginx terminating TLS the same way (its own fixture).
+ROUNDS="$ROUNDS" DURATION="$DURATION" "$ROOT/bench/tls.sh" "$BIN/sluice"
 bench/compose.sh
 echo
 echo "wrote bench/RESULTS.md"
