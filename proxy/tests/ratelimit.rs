@@ -14,19 +14,32 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn two_instances_share_one_exact_limit() {
-    hammer_two_instances("exact", 100.0, 100.0, Duration::from_secs(5));
+    hammer_two_instances("exact", None, 100.0, 100.0, Duration::from_secs(5));
 }
 
 #[test]
 fn a_leased_tier_stays_within_two_percent_across_instances() {
     // 1000/s: each Redis call leases 10 tokens; unused leases expire, so the limit is
     // never exceeded and at most a lease per instance goes unused.
-    hammer_two_instances("fast", 1000.0, 1000.0, Duration::from_secs(3));
+    hammer_two_instances("fast", None, 1000.0, 1000.0, Duration::from_secs(3));
+}
+
+#[test]
+fn a_key_with_its_own_limits_is_held_to_them_exactly_across_instances() {
+    // Tier "free" would allow 10/s with a burst of 100; the key's own 60/s, burst 40 win.
+    hammer_two_instances("free", Some((60.0, 40)), 60.0, 40.0, Duration::from_secs(4));
 }
 
 /// Eight clients hammer one key through two instances for `run_for`; the admitted
-/// requests must be within 2% of burst + rate x elapsed.
-fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
+/// requests must be within 2% of burst + rate x elapsed. With `own`, the key is given
+/// its own (rate, burst) through the admin API first.
+fn hammer_two_instances(
+    tier: &str,
+    own: Option<(f64, u64)>,
+    rate: f64,
+    burst: f64,
+    run_for: Duration,
+) {
     let (redis, up) = (Redis::start(), FakeUpstream::start("up"));
     // These tests measure the Redis path. Two instances run, so the config says so; and a
     // Redis reply slowed past 20 ms by a loaded CI box must not count as an outage here
@@ -39,7 +52,20 @@ fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
         Arc::new(Sluice::start(&config)),
         Arc::new(Sluice::start(&config)),
     );
-    let (_, key) = create_key(&a, tier);
+    let (id, key) = create_key(&a, tier);
+    if let Some((rate_per_s, burst)) = own {
+        let body = format!(r#"{{"rate_per_s":{rate_per_s},"burst":{burst}}}"#);
+        let (status, v) = common::admin(&a, "PATCH", &format!("/admin/keys/{id}"), Some(&body));
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            (v["rate_per_s"].as_f64(), v["burst"].as_u64()),
+            (Some(rate_per_s), Some(burst))
+        );
+    }
+    let policy = match own {
+        Some((_, b)) => format!("\"key_{id}\";q={b};w="),
+        None => format!("\"{tier}\";q="),
+    };
     let key = Arc::new(key);
     let start = Instant::now();
     let clients: Vec<_> = (0..8)
@@ -58,6 +84,7 @@ fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
                         Instant::now(),
                         r.status,
                         r.header("retry-after").map(str::to_string),
+                        r.header("ratelimit-policy").map(str::to_string),
                         // Kept for the failure message only.
                         if r.status == 200 || r.status == 429 {
                             String::new()
@@ -82,7 +109,7 @@ fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
     let others: Vec<(u16, &str)> = results
         .iter()
         .filter(|r| r.2 != 200 && r.2 != 429)
-        .map(|r| (r.2, r.4.as_str()))
+        .map(|r| (r.2, r.5.as_str()))
         .collect();
     assert!(others.is_empty(), "unexpected statuses: {others:?}");
     assert!(
@@ -120,6 +147,13 @@ fn hammer_two_instances(tier: &str, rate: f64, burst: f64, run_for: Duration) {
     assert!(
         limited.iter().all(|r| r.3.as_deref() == Some("1")),
         "every 429 carries Retry-After: 1"
+    );
+    assert!(
+        limited
+            .iter()
+            .all(|r| r.4.as_deref().is_some_and(|p| p.starts_with(&policy))),
+        "every 429 names the policy {policy}: {:?}",
+        limited.first().map(|r| &r.4)
     );
 }
 

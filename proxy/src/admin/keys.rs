@@ -2,7 +2,7 @@
 
 use super::state::{AdminState, ApiError};
 use crate::keys::store::{KeyChanges, KeyStore, StoreError};
-use crate::keys::{KeyRecord, KeyStatus};
+use crate::keys::{KeyLimits, KeyRecord, KeyStatus};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -102,11 +102,48 @@ fn tier(state: &AdminState, value: &Value) -> Result<String, ApiError> {
     }
 }
 
+/// Largest own rate or burst accepted: far above any real limit, and safe in the bucket
+/// script's floating-point arithmetic.
+const MAX_LIMIT: f64 = 1e9;
+
+/// `rate_per_s` and `burst` taken out of `map`: both, or neither (`None`). With
+/// `nullable`, both `null` mean "back to the tier's limits" (`Some(None)`).
+fn limits(
+    map: &mut Map<String, Value>,
+    nullable: bool,
+) -> Result<Option<Option<KeyLimits>>, ApiError> {
+    let (rate, burst) = (map.remove("rate_per_s"), map.remove("burst"));
+    match (rate, burst) {
+        (None, None) => Ok(None),
+        (Some(Value::Null), Some(Value::Null)) if nullable => Ok(Some(None)),
+        (Some(rate), Some(burst)) => {
+            let rate_per_s = rate
+                .as_f64()
+                .filter(|r| r.is_finite() && *r > 0.0 && *r <= MAX_LIMIT)
+                .ok_or_else(|| {
+                    bad("rate_per_s: must be a number greater than 0 (requests per second)")
+                })?;
+            let burst = burst
+                .as_u64()
+                .filter(|b| *b >= 1 && (*b as f64) <= MAX_LIMIT)
+                .ok_or_else(|| bad("burst: must be a whole number of at least 1"))?;
+            Ok(Some(Some(KeyLimits { rate_per_s, burst })))
+        }
+        (Some(_), None) => Err(bad("burst: is required with rate_per_s")),
+        (None, Some(_)) => Err(bad("rate_per_s: is required with burst")),
+    }
+}
+
 fn with_secret(record: &KeyRecord, key: &str) -> Value {
-    json!({
+    let mut value = json!({
         "id": record.id, "key": key, "name": record.name, "tier": record.tier,
         "status": record.status, "created_at": record.created_at,
-    })
+    });
+    if let (Some(limits), Some(map)) = (record.limits, value.as_object_mut()) {
+        map.insert("rate_per_s".into(), json!(limits.rate_per_s));
+        map.insert("burst".into(), json!(limits.burst));
+    }
+    value
 }
 
 fn answer(result: Answer) -> Response {
@@ -125,10 +162,11 @@ async fn create_key(state: &AdminState, body: &[u8]) -> Answer {
         state,
         &map.remove("tier").ok_or_else(|| bad("tier: is required"))?,
     )?;
+    let own = limits(&mut map, false)?.flatten();
     if let Some(field) = map.keys().next() {
         return Err(bad(format!("{field}: is not a field of a key")));
     }
-    let (record, key) = store.create(&name, &tier).await?;
+    let (record, key) = store.create(&name, &tier, own).await?;
     Ok((StatusCode::CREATED, Json(with_secret(&record, &key))).into_response())
 }
 
@@ -158,7 +196,9 @@ pub(super) async fn patch(
 async fn patch_key(state: &AdminState, id: &str, body: &[u8]) -> Answer {
     let store = store(state)?;
     let mut changes = KeyChanges::default();
-    for (field, value) in &object(body)? {
+    let mut map = object(body)?;
+    changes.limits = limits(&mut map, true)?;
+    for (field, value) in &map {
         match field.as_str() {
             "name" => changes.name = Some(name(value)?),
             "tier" => changes.tier = Some(tier(state, value)?),
@@ -172,11 +212,9 @@ async fn patch_key(state: &AdminState, id: &str, body: &[u8]) -> Answer {
                     KeyStatus::Active
                 });
             }
-            other => {
-                return Err(bad(format!(
-                    "{other}: is not a field you can change (name, tier, disabled)"
-                )))
-            }
+            other => return Err(bad(format!(
+                "{other}: is not a field you can change (name, tier, disabled, rate_per_s + burst)"
+            ))),
         }
     }
     match store.update(id, changes).await? {

@@ -98,7 +98,7 @@ pub struct AdminConfig {
 }
 
 /// A rate tier.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tier {
     /// Sustained requests per second.
     pub rate_per_s: f64,

@@ -124,6 +124,7 @@ mod tests {
             tier: "free".into(),
             status: KeyStatus::Active,
             created_at: "2026-01-01T00:00:00Z".into(),
+            limits: None,
         }
     }
 

@@ -63,6 +63,31 @@ pub struct KeyRecord {
     pub status: KeyStatus,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// The key's own limits, overriding its tier's; none: the tier's.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<KeyLimits>,
+}
+
+/// A key's own token bucket, in place of its tier's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct KeyLimits {
+    /// Sustained requests per second (> 0).
+    pub rate_per_s: f64,
+    /// Bucket size (>= 1).
+    pub burst: u64,
+}
+
+impl KeyLimits {
+    /// Parses the stored pair (both empty: none; anything unreadable: none too, so a
+    /// damaged field falls back to the tier instead of refusing the key).
+    pub fn parse(rate: &str, burst: &str) -> Option<Self> {
+        let rate_per_s = rate
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite() && *r > 0.0)?;
+        let burst = burst.parse::<u64>().ok().filter(|b| *b >= 1)?;
+        Some(Self { rate_per_s, burst })
+    }
 }
 
 /// SHA-256 of a presented key.

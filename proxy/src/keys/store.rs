@@ -1,8 +1,10 @@
 //! API keys in Redis.
 //!
-//! - `sluice:key:{sha256}` hash {id, name, tier, status, created_at}: the lookup by a
-//!   presented key's hash, on the request path.
-//! - `sluice:keyid:{id}` hash {hash, name, tier, status, created_at}: the admin view.
+//! - `sluice:key:{sha256}` hash {id, name, tier, status, created_at, rate_per_s, burst}:
+//!   the lookup by a presented key's hash, on the request path (`rate_per_s` and `burst`
+//!   empty when the key takes its tier's limits).
+//! - `sluice:keyid:{id}` hash {hash, name, tier, status, created_at, rate_per_s, burst}:
+//!   the admin view.
 //! - `sluice:keyids` set of ids, for listing.
 //!
 //! Every change to an existing key (update, disable, revoke, rotate) is one Lua script
@@ -14,7 +16,7 @@
 //! before it answers, so the change holds for its very next request.
 
 use super::cache::KeyCache;
-use super::{generate_id, generate_key, hash_key, KeyRecord, KeyStatus};
+use super::{generate_id, generate_key, hash_key, KeyLimits, KeyRecord, KeyStatus};
 use crate::redis_conn::{RedisConn, RedisError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +62,15 @@ pub struct KeyChanges {
     pub tier: Option<String>,
     /// New status.
     pub status: Option<KeyStatus>,
+    /// Own limits: `Some(Some(..))` sets them, `Some(None)` returns the key to its tier's.
+    pub limits: Option<Option<KeyLimits>>,
+}
+
+/// The stored spelling of a key's own limits: (rate, burst), both empty for none.
+fn limit_fields(limits: Option<KeyLimits>) -> (String, String) {
+    limits.map_or((String::new(), String::new()), |l| {
+        (l.rate_per_s.to_string(), l.burst.to_string())
+    })
 }
 
 /// Key operations over a Redis connection.
@@ -89,6 +100,10 @@ fn record_from(id: String, fields: &HashMap<String, String>) -> Option<KeyRecord
         tier: fields.get("tier")?.clone(),
         status: KeyStatus::parse(fields.get("status")?)?,
         created_at: fields.get("created_at").cloned().unwrap_or_default(),
+        limits: KeyLimits::parse(
+            fields.get("rate_per_s").map_or("", String::as_str),
+            fields.get("burst").map_or("", String::as_str),
+        ),
     })
 }
 
@@ -110,6 +125,12 @@ impl KeyStore {
         new_hash: Option<&str>,
         changes: &KeyChanges,
     ) -> Result<Changed, StoreError> {
+        // "" leaves the key's own limits as they are; "none" clears them.
+        let (rate, burst) = match changes.limits {
+            None => (String::new(), String::new()),
+            Some(None) => ("none".to_string(), "none".to_string()),
+            Some(limits) => limit_fields(limits),
+        };
         let mut invocation = self.change.key(by_id(id));
         invocation
             .arg(if new_hash.is_some() {
@@ -124,7 +145,9 @@ impl KeyStore {
             .arg(id)
             .arg(by_hash(""))
             .arg(IDS)
-            .arg(CHANNEL);
+            .arg(CHANNEL)
+            .arg(rate)
+            .arg(burst);
         let reply: Vec<String> = self
             .conn
             .call(ADMIN_TIMEOUT, |mut c| async move {
@@ -132,7 +155,9 @@ impl KeyStore {
             })
             .await?;
         let changed = match reply.as_slice() {
-            [ok, old_hash, new_hash, name, tier, status, created_at, _version] if ok == "ok" => {
+            [ok, old_hash, new_hash, name, tier, status, created_at, _version, rate, burst]
+                if ok == "ok" =>
+            {
                 let Some(status) = KeyStatus::parse(status) else {
                     return Err(StoreError::Corrupt(id.to_string()));
                 };
@@ -145,6 +170,7 @@ impl KeyStore {
                         tier: tier.clone(),
                         status,
                         created_at: created_at.clone(),
+                        limits: KeyLimits::parse(rate, burst),
                     },
                 }
             }
@@ -222,6 +248,7 @@ impl KeyStore {
 
     /// Stores a new key (a fresh id: nothing else can be changing it).
     async fn write_new(&self, record: &KeyRecord, hash_hex: &str) -> Result<(), RedisError> {
+        let (rate, burst) = limit_fields(record.limits);
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.hset_multiple(
@@ -232,6 +259,8 @@ impl KeyStore {
                 ("tier", &record.tier),
                 ("status", record.status.as_str()),
                 ("created_at", &record.created_at),
+                ("rate_per_s", &rate),
+                ("burst", &burst),
                 ("version", "1"),
             ],
         )
@@ -244,6 +273,8 @@ impl KeyStore {
                 ("tier", &record.tier),
                 ("status", record.status.as_str()),
                 ("created_at", &record.created_at),
+                ("rate_per_s", &rate),
+                ("burst", &burst),
                 ("version", "1"),
             ],
         )
@@ -260,8 +291,14 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Creates a key; returns its record and the plaintext, shown this once.
-    pub async fn create(&self, name: &str, tier: &str) -> Result<(KeyRecord, String), StoreError> {
+    /// Creates a key (with its own limits, or its tier's); returns its record and the
+    /// plaintext, shown this once.
+    pub async fn create(
+        &self,
+        name: &str,
+        tier: &str,
+        limits: Option<KeyLimits>,
+    ) -> Result<(KeyRecord, String), StoreError> {
         let plaintext = generate_key()?;
         let record = KeyRecord {
             id: generate_id()?,
@@ -269,6 +306,7 @@ impl KeyStore {
             tier: tier.to_string(),
             status: KeyStatus::Active,
             created_at: chrono_now(),
+            limits,
         };
         self.write_new(&record, &hex::encode(hash_key(&plaintext)))
             .await?;

@@ -92,6 +92,29 @@ pub enum RateOutcome {
     Unavailable,
 }
 
+/// What a subject is limited at: a tier, or an API key's own limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// Its name in `RateLimit-Policy` / `RateLimit`: the tier's, or `key_<id>`.
+    pub name: &'a str,
+    /// The `tier` label in metrics: the tier's name, or `own` (one series for every key
+    /// with its own limits, so the label's values stay few).
+    pub label: &'a str,
+    /// Rate and burst.
+    pub limits: Tier,
+}
+
+impl<'a> Policy<'a> {
+    /// The policy of the tier `name`.
+    pub fn tier(name: &'a str, limits: Tier) -> Self {
+        Self {
+            name,
+            label: name,
+            limits,
+        }
+    }
+}
+
 /// Process-wide limiter state.
 pub struct RateLimiter {
     conn: Option<Arc<RedisConn>>,
@@ -134,11 +157,11 @@ impl RateLimiter {
     pub async fn check(
         &self,
         subject: &str,
-        tier_name: &str,
-        tier: &Tier,
+        policy: &Policy<'_>,
         cfg: &RateLimitConfig,
         timeout: Duration,
     ) -> (RateOutcome, LimiterMode) {
+        let (tier_name, tier) = (policy.name, &policy.limits);
         let now = tokio::time::Instant::now();
         let (outcome, mode) = match self.local_decision(subject, tier_name, tier, now) {
             Some(outcome) => (outcome, LimiterMode::Redis),
@@ -170,7 +193,7 @@ impl RateLimiter {
         };
         metrics()
             .ratelimit_decisions
-            .with_label_values(&[tier_name, decision, mode.as_str()])
+            .with_label_values(&[policy.label, decision, mode.as_str()])
             .inc();
         (outcome, mode)
     }
@@ -293,8 +316,9 @@ mod tests {
             expected_instances: 2,
         };
         let t = Duration::from_millis(5);
+        let free = Policy::tier("free", tier);
         let local: Vec<bool> = futures_util::future::join_all(
-            (0..4).map(|_| limiter.check("k", "free", &tier, &cfg, t)),
+            (0..4).map(|_| limiter.check("k", &free, &cfg, t)),
         )
         .await
         .into_iter()
@@ -308,12 +332,18 @@ mod tests {
 
         cfg.on_redis_error = OnRedisError::Open;
         assert!(matches!(
-            limiter.check("k", "free", &tier, &cfg, t).await.0,
+            limiter
+                .check("k", &Policy::tier("free", tier), &cfg, t)
+                .await
+                .0,
             RateOutcome::Allowed(_)
         ));
         cfg.on_redis_error = OnRedisError::Closed;
         assert!(matches!(
-            limiter.check("k", "free", &tier, &cfg, t).await.0,
+            limiter
+                .check("k", &Policy::tier("free", tier), &cfg, t)
+                .await
+                .0,
             RateOutcome::Unavailable
         ));
     }

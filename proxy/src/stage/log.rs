@@ -142,11 +142,13 @@ fn request_event(facts: RequestFacts, ctx: &RequestCtx, status: u16, id: String)
         path: facts.path,
         status,
         key_id: ctx.key.as_ref().map(|k| k.id.clone()),
+        // The key's tier (also for a key with its own limits, whose policy is named after
+        // the key), else the tier an IP-limited route counted the request at.
         tier: ctx
-            .rate
+            .key
             .as_ref()
-            .map(|r| r.tier.clone())
-            .or_else(|| ctx.key.as_ref().map(|k| k.tier.clone())),
+            .map(|k| k.tier.clone())
+            .or_else(|| ctx.rate.as_ref().map(|r| r.tier.clone())),
         client_ip: facts.client_ip,
         upstream: upstream_label(ctx),
         latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -217,6 +219,7 @@ mod tests {
             tier: "pro".into(),
             status: KeyStatus::Active,
             created_at: String::new(),
+            limits: None,
         }));
         ctx.limiter = Some(LimiterMode::Local);
         let peer = "127.0.0.1:3".parse().expect("addr");
