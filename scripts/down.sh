@@ -2,6 +2,7 @@
 # Stops exactly what `make up` started (PIDs under .run/), newest first.
 source "$(dirname "$0")/lib.sh"
 
+stop_pid prometheus 10
 stop_pid sluice 15
 for port in 8081 8082; do stop_pid "todo-$port" 10; done
 for port in 8201 8202; do stop_pid "testupstream-$port" 5; done

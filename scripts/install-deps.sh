@@ -13,6 +13,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# Prometheus (and promtool, which checks the monitoring files in `make test`).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -7,3 +7,5 @@ cd "$ROOT"
 # Integration tests start the workspace's binaries; build them first.
 cargo build --locked --workspace --bins
 cargo test --locked --workspace
+# The monitoring files (docker/prometheus): promtool checks and the alerts' unit tests.
+"$ROOT/scripts/check-monitoring.sh"

@@ -91,6 +91,13 @@ wait_http sluice "http://127.0.0.1:9999/todos?limit=1"
 wait_http sluice "http://127.0.0.1:9999/payments-summary"
 wait_http sluice "https://localhost:9443/todos?limit=1" 30 --cacert "$RUN/tls/ca.pem"
 
+# Prometheus: the rules and alerts of docker/prometheus, scraping this machine's stack.
+"$ROOT/scripts/prometheus.sh" "$RUN/prometheus"
+start_bg prometheus prometheus --config.file="$RUN/prometheus/prometheus.yml" \
+  --storage.tsdb.path="$RUN/prometheus/data" --web.listen-address=127.0.0.1:9090 \
+  --storage.tsdb.retention.time=2d
+wait_http prometheus "http://127.0.0.1:9090/-/ready" 30
+
 cat <<MSG
 
 sluice is up.
@@ -105,6 +112,7 @@ sluice is up.
   redis    $REDIS_URL
   kafka    $KAFKA_BROKERS   (tansu; topic sluice.requests)
   analytics http://127.0.0.1:8100   (/analytics/summary, /analytics/routes, /analytics/keys/{id}, /analytics/timeseries)
+  prometheus http://127.0.0.1:9090   (targets: /targets, alerts: /alerts; rules from docker/prometheus)
   logs     $LOGS/
 
 Try:

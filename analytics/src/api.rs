@@ -31,6 +31,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/analytics/summary", get(summary))
         .route("/analytics/routes", get(routes))
         .route("/analytics/keys/{id}", get(key))
@@ -60,6 +61,34 @@ async fn health(State(s): State<AppState>) -> Response {
         )
             .into_response()
     }
+}
+
+/// `/metrics` (Prometheus text): the consumer's progress, for the "analytics stalled"
+/// and lag alerts. Computed at scrape time from what `/health` reads.
+async fn metrics(State(s): State<AppState>) -> Response {
+    let p = &s.progress;
+    let failing = p.failing_for().map_or(0.0, |d| d.as_secs_f64());
+    let body = format!(
+        "# HELP analytics_stalled_partitions Partitions with records on the broker that the consumer does not get.\n\
+         # TYPE analytics_stalled_partitions gauge\n\
+         analytics_stalled_partitions {}\n\
+         # HELP analytics_consumer_lag_records Records on the broker past this member's positions.\n\
+         # TYPE analytics_consumer_lag_records gauge\n\
+         analytics_consumer_lag_records {}\n\
+         # HELP analytics_apply_failing_seconds How long applying batches has been failing (0: it is not).\n\
+         # TYPE analytics_apply_failing_seconds gauge\n\
+         analytics_apply_failing_seconds {failing}\n",
+        p.stalled().len(),
+        p.lag(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// How long applying batches may keep failing before `/health` says 503 `stuck`.

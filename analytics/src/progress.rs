@@ -100,6 +100,15 @@ impl Progress {
     pub fn stalled(&self) -> Vec<Stall> {
         self.stalled.lock().map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// Records the broker holds past this member's positions, at the last check.
+    pub fn lag(&self) -> i64 {
+        self.previous.lock().map_or(0, |p| {
+            p.values()
+                .map(|(position, high)| high.saturating_sub(*position).max(0))
+                .fold(0i64, i64::saturating_add)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +136,7 @@ mod tests {
         // It moves again: no longer stalled.
         assert!(p.check(&[(0, 300, 700), (1, 60, 60)]).is_empty());
         assert!(p.stalled().is_empty());
+        assert_eq!(p.lag(), 400, "700 - 300 on partition 0, none on 1");
     }
 
     #[test]

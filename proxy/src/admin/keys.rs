@@ -212,9 +212,11 @@ async fn patch_key(state: &AdminState, id: &str, body: &[u8]) -> Answer {
                     KeyStatus::Active
                 });
             }
-            other => return Err(bad(format!(
+            other => {
+                return Err(bad(format!(
                 "{other}: is not a field you can change (name, tier, disabled, rate_per_s + burst)"
-            ))),
+            )))
+            }
         }
     }
     match store.update(id, changes).await? {

@@ -317,13 +317,12 @@ mod tests {
         };
         let t = Duration::from_millis(5);
         let free = Policy::tier("free", tier);
-        let local: Vec<bool> = futures_util::future::join_all(
-            (0..4).map(|_| limiter.check("k", &free, &cfg, t)),
-        )
-        .await
-        .into_iter()
-        .map(|(o, _)| matches!(o, RateOutcome::Allowed(_)))
-        .collect();
+        let local: Vec<bool> =
+            futures_util::future::join_all((0..4).map(|_| limiter.check("k", &free, &cfg, t)))
+                .await
+                .into_iter()
+                .map(|(o, _)| matches!(o, RateOutcome::Allowed(_)))
+                .collect();
         assert_eq!(
             local,
             vec![true, true, false, false],
