@@ -155,7 +155,8 @@ mkdir -p bench/results
   echo "## TLS and HTTP/2: sluice and nginx terminating TLS — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION bench/tls.sh\` (medians of $ROUNDS alternating rounds;"
-  echo "both proxies: 2 workers, the same ECDSA P-256 certificate, OpenSSL $(openssl version | awk '{print $2}'),"
+  echo "both proxies: 2 workers, the same ECDSA P-256 certificate; sluice links $(strings "$SLUICE_BIN" | grep -m1 -o '^OpenSSL [0-9][0-9.]*')"
+  echo "(built by pingora-openssl, static), nginx the system's OpenSSL $(openssl version | awk '{print $2}');"
   echo "negotiated TLS 1.3 cipher sluice \`$CIPHER_S\`, nginx \`$CIPHER_N\`; upstream: nginx \`return 200\`"
   echo "with keepalive from both). Machine: $MACHINE, load generator on the same cores."
   echo

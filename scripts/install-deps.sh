@@ -7,8 +7,9 @@ need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
-# TLS: Pingora's openssl feature links libssl (found by pkg-config); the openssl CLI makes
-# the local certificates; curl (with HTTP/2) is the TLS tests' client.
+# TLS: Pingora's openssl feature builds OpenSSL from source (openssl-src: perl, make) and
+# links it statically; the system's headers and pkg-config serve crates that look for it;
+# the openssl CLI makes the local certificates; curl (with HTTP/2) is the TLS tests' client.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
