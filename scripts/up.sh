@@ -9,7 +9,7 @@ cd "$ROOT"
 echo "== installing what is missing"
 "$ROOT/scripts/install-deps.sh"
 echo "== building (release)"
-cargo build --release --locked --bins
+"$ROOT/scripts/build-release.sh"
 
 echo "== starting"
 # PostgreSQL: data under .run/pg, owned by the postgres user (initdb refuses root).
