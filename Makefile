@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice/target
 
-.PHONY: up down test lint fuzz bench bench-tls bench-ab k6-reload k6-payments reload upgrade check-config
+.PHONY: up down test lint fuzz bench bench-tls bench-ab check-dashboards k6-reload k6-payments reload upgrade check-config
 
 up:            ## install what is missing, build, start the whole stack
 	@scripts/up.sh
@@ -25,6 +25,9 @@ fuzz:          ## each cargo-fuzz target for FUZZ_SECONDS (60) from its seed cor
 
 bench:         ## direct vs sluice vs nginx on GET /todos; writes bench/RESULTS.md
 	@bench/run.sh
+
+check-dashboards: ## every Grafana panel query against make up's Prometheus (after some traffic: make bench or k6)
+	@python3 scripts/dashboard-queries.py check http://127.0.0.1:9090
 
 bench-tls:     ## TLS keepalive, TLS handshakes and HTTP/2 (h2load): sluice vs nginx; bench/results/19-tls.md
 	@bench/tls.sh

@@ -11,6 +11,9 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 promtool check config "$tmp/prometheus.yml" >/dev/null
 promtool check rules "$P"/rules/*.yml >/dev/null
 promtool test rules "$P"/tests/*.yml
+# Every Grafana panel query parses (each becomes a recording rule for promtool).
+python3 "$ROOT/scripts/dashboard-queries.py" rules >"$tmp/dashboard-queries.yml"
+promtool check rules "$tmp/dashboard-queries.yml" >/dev/null
 # An alert counts as tested when some `alertname: X` is followed by a non-empty
 # `exp_alerts:` list.
 fired="$(awk '/alertname:/ {name = $2; next} name != "" && /exp_alerts:/ { if ($0 !~ /\[\]/) print name; name = "" }' "$P"/tests/*.yml | sort -u)"
