@@ -217,6 +217,17 @@ impl Metrics {
             registry.register(Box::new(client_connections.clone()))?;
             registry.register(Box::new(header_timeouts.clone()))?;
             registry.register(Box::new(tls_certificates_served.clone()))?;
+            // Known reasons start at 0, so a rate over them is 0, not "no data".
+            for reason in [
+                "ip_denied",
+                "cors_denied",
+                "body_too_large",
+                "too_many_headers",
+                "headers_too_large",
+                "ambiguous_length",
+            ] {
+                refusals.with_label_values(&[reason]);
+            }
             Ok(Self {
                 registry: registry.clone(),
                 requests,

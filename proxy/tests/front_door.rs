@@ -405,3 +405,35 @@ fn responses_are_compressed_by_accept_encoding_and_decompress_to_the_original() 
     let (head, _) = get_encoded(&s, "/big?type=image%2Fpng", "gzip");
     assert!(!head.contains("content-encoding"), "{head}");
 }
+
+#[test]
+fn header_limits_answer_431_and_every_refusal_is_counted_by_reason() {
+    let (s, up) = start(", max_body_bytes: 1000");
+    let metric = |reason: &str| {
+        let text = http::get(s.admin, "/metrics").expect("metrics").body;
+        let prefix = format!("sluice_refusals_total{{reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    // Known reasons are there from the start, at 0.
+    assert_eq!(metric("too_many_headers"), Some(0));
+    assert_eq!(metric("body_too_large"), Some(0));
+    let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let text = send(
+        &s,
+        &format!("GET /x HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+        &[],
+    );
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    assert!(text.contains("\"too_many_headers\""), "{text}");
+    let text = send(
+        &s,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+        &[],
+    );
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(metric("too_many_headers"), Some(1));
+    assert_eq!(metric("body_too_large"), Some(1));
+    assert_eq!(up.hits(), 0);
+}

@@ -3,6 +3,7 @@
 //! [`load`] reports every problem at once as `file:line: field: message`, so one
 //! `sluice --test` run shows all that needs fixing.
 
+mod ca_certs;
 mod cors;
 mod env;
 mod error;

@@ -36,7 +36,7 @@ pub struct Config {
     pub access_log: Option<AccessLogConfig>,
     /// What is worth a look but does not stop the config serving (an expired
     /// certificate), each pinned like an error.
-    pub warnings: Vec<super::ConfigError>,
+    pub warnings: Vec<super::error::ConfigError>,
     /// Longest a request waits for Redis: `redis.timeout_ms`, or a default when there is
     /// no `redis:` section (then nothing asks Redis and every wait ends in the fallback).
     pub redis_timeout: Duration,
@@ -251,7 +251,7 @@ pub struct UpstreamTls {
     /// Whether the chain and name are verified.
     pub verify: bool,
     /// CAs trusted instead of the system's.
-    pub ca: Option<super::upstream_proto::CaCerts>,
+    pub ca: Option<super::ca_certs::CaCerts>,
 }
 
 /// How a peer's health is checked.

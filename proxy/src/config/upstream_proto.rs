@@ -1,32 +1,12 @@
 //! An upstream group's wire: `protocol: http1 | h2 | h2c`, `tls: { sni, verify, ca }`,
 //! and its health check's kind (`http`, or `grpc` for HTTP/2 groups).
 
+use super::ca_certs::CaCerts;
 use super::model::{HealthCheckKind, UpstreamProtocol, UpstreamTls};
 use super::raw::{RawHealthCheck, RawUpstreamTls};
 use super::scope::Scope;
 use openssl::x509::X509;
 use std::sync::Arc;
-
-/// CA certificates to trust for one group, kept with the PEM they came from (two loads
-/// of one file compare equal, so a reload that changes nothing keeps the group).
-#[derive(Clone)]
-pub struct CaCerts {
-    pem: Vec<u8>,
-    /// Parsed, in the shape Pingora's peer options take.
-    pub certs: Arc<Box<[X509]>>,
-}
-
-impl std::fmt::Debug for CaCerts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CaCerts({} certificates)", self.certs.len())
-    }
-}
-
-impl PartialEq for CaCerts {
-    fn eq(&self, other: &Self) -> bool {
-        self.pem == other.pem
-    }
-}
 
 /// `protocol` and `tls` of one group.
 pub fn protocol_and_tls(

@@ -70,6 +70,10 @@ impl RequestStage for LimitsStage {
         Ok(match check(&session.req_header().headers) {
             None => Step::Continue,
             Some(refusal) => {
+                crate::metrics::metrics()
+                    .refusals
+                    .with_label_values(&[refusal.code])
+                    .inc();
                 session.set_keepalive(None);
                 Step::Respond(refusal)
             }

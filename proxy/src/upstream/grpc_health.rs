@@ -2,7 +2,7 @@
 //! healthy when it answers `SERVING` for the configured service with `grpc-status: 0`.
 //! The request is sent with Pingora's own HTTP/2 client, over the group's wire settings.
 
-use super::health::Observer;
+use super::observer::Observer;
 use crate::config::{HealthCheckConfig, UpstreamConfig};
 use async_trait::async_trait;
 use bytes::Bytes;

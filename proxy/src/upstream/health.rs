@@ -1,17 +1,14 @@
-//! Active HTTP health checks: Pingora's [`HttpHealthCheck`] with our thresholds, a 2xx
-//! validator, and an observer that updates `sluice_upstream_healthy` and logs each change
-//! once. `health_checks::HealthCheckService` drives the checks of whatever groups the
+//! Active health checks: Pingora's [`HttpHealthCheck`] with our thresholds and a 2xx
+//! validator, or the gRPC check of [`super::grpc_health`]; both report to the
+//! [`Observer`], which updates `sluice_upstream_healthy` and logs each change once. `health_checks::HealthCheckService` drives the checks of whatever groups the
 //! current config snapshot has.
 
+use super::observer::Observer;
 use crate::breaker::Breaker;
 use crate::config::{HealthCheckKind, UpstreamConfig};
-use crate::metrics::metrics;
-use async_trait::async_trait;
 use pingora_core::{Error, ErrorType};
 use pingora_http::RequestHeader;
-use pingora_load_balancing::health_check::{HealthCheck, HealthObserve, HttpHealthCheck};
-use pingora_load_balancing::Backend;
-use tracing::{info, warn};
+use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
 
 /// The health check of one group: HTTP, or gRPC (see [`super::grpc_health`]).
 pub fn check_for(
@@ -62,36 +59,4 @@ fn http_check(config: &UpstreamConfig, observer: Observer) -> Box<dyn HealthChec
     }));
     check.health_changed_callback = Some(Box::new(observer));
     Box::new(check)
-}
-
-/// Records health changes: the `sluice_upstream_healthy` gauge, a log line, and a reset
-/// breaker for a peer that recovers.
-pub struct Observer {
-    upstream: String,
-    /// A peer the checks see recover gets its breaker closed: the checks saw it fail
-    /// and now see it work, which is a stronger signal than waiting out `open_ms`.
-    breakers: Vec<(std::net::SocketAddr, std::sync::Arc<Breaker>)>,
-}
-
-#[async_trait]
-impl HealthObserve for Observer {
-    async fn observe(&self, target: &Backend, healthy: bool) {
-        let peer = target.addr.to_string();
-        metrics()
-            .upstream_healthy
-            .with_label_values(&[&self.upstream, &peer])
-            .set(i64::from(healthy));
-        if healthy {
-            info!(upstream = %self.upstream, %peer, "peer is healthy again");
-            let breaker = self
-                .breakers
-                .iter()
-                .find(|(addr, _)| target.addr.as_inet() == Some(addr));
-            if let Some((_, breaker)) = breaker {
-                crate::breaker::report_transition(&self.upstream, &peer, breaker.reset());
-            }
-        } else {
-            warn!(upstream = %self.upstream, %peer, "peer failed its health checks; taking it out");
-        }
-    }
 }

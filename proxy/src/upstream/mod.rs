@@ -3,6 +3,7 @@
 
 pub mod grpc_health;
 pub mod health;
+pub mod observer;
 pub mod wire;
 
 use crate::breaker::{Breaker, BreakerState, Transition};
@@ -104,6 +105,12 @@ impl UpstreamGroup {
             .collect::<Vec<_>>();
         let breakers = peers.iter().map(|p| (p.addr, p.breaker.clone())).collect();
         lb.set_health_check(health::check_for(name, &config, breakers));
+        // Series that exist from the start read as 0 instead of "no data" in rate() and on
+        // dashboards until the first retry or hedge.
+        metrics().retries.with_label_values(&[name]);
+        for result in ["sent", "won", "lost", "skipped_budget"] {
+            metrics().hedges.with_label_values(&[name, result]);
+        }
         for peer in &peers {
             metrics()
                 .upstream_healthy
