@@ -43,7 +43,8 @@ k6-payments:   ## the Rinha de Backend 2025 scenario through sluice; writes benc
 
 reload:        ## validate conf/sluice.yaml, then SIGHUP the running sluice
 	@$(CARGO_TARGET_DIR)/release/sluice --config conf/sluice.yaml --test
-	@kill -HUP $$(cat .run/sluice.pid) && echo "reload signalled; check: curl -s localhost:9901/admin/config | jq .last_reload"
+	@for f in .run/sluice.pid .run/sluice-[0-9]*.pid; do [ -f "$$f" ] && kill -HUP $$(cat "$$f"); done; \
+	  echo "reload signalled; check: curl -s localhost:9901/admin/config | jq .last_reload"
 
 upgrade:       ## graceful upgrade: new process takes over the listeners, old one drains
 	@scripts/upgrade.sh

@@ -4,6 +4,9 @@ source "$(dirname "$0")/lib.sh"
 
 stop_pid prometheus 10
 stop_pid sluice 15
+for pidfile in "$RUN"/sluice-[0-9]*.pid; do
+  [ -f "$pidfile" ] && stop_pid "$(basename "$pidfile" .pid)" 15
+done
 for port in 8081 8082; do stop_pid "todo-$port" 10; done
 for port in 8201 8202; do stop_pid "testupstream-$port" 5; done
 for port in 8091 8092; do stop_pid "payments-$port" 10; done

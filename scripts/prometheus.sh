@@ -7,7 +7,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 dir="$1"
 mkdir -p "$dir/rules"
 cp "$ROOT"/docker/prometheus/rules/*.yml "$dir/rules/"
-sed -e 's/"sluice-1:9901", "sluice-2:9901"/"127.0.0.1:9901"/' \
+# SLUICE_ADMIN_TARGETS (host:port,...) lists the local instances (default: the one on 9901).
+sluice_targets="\"$(sed 's/,/", "/g' <<<"${SLUICE_ADMIN_TARGETS:-127.0.0.1:9901}")\""
+sed -e "s/\"sluice-1:9901\", \"sluice-2:9901\"/$sluice_targets/" \
     -e 's/"analytics-1:8100", "analytics-2:8100"/"127.0.0.1:8100"/' \
     -e 's/"payments-1:8091", "payments-2:8092"/"127.0.0.1:8091", "127.0.0.1:8092"/' \
     "$ROOT/docker/prometheus/prometheus.yml" >"$dir/prometheus.yml"

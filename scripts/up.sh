@@ -85,11 +85,27 @@ if [ ! -f "$RUN/tls/server.pem" ] || [ ! -f "$RUN/tls/server.key" ]; then
   echo "  TLS certificate made in .run/tls (CA: .run/tls/ca.pem)"
 fi
 "$BIN/sluice" --config conf/sluice.yaml --test >/dev/null
-start_bg sluice "$BIN/sluice" --config conf/sluice.yaml
-wait_http sluice "http://127.0.0.1:9901/health"
-wait_http sluice "http://127.0.0.1:9999/todos?limit=1"
-wait_http sluice "http://127.0.0.1:9999/payments-summary"
-wait_http sluice "https://localhost:9443/todos?limit=1" 30 --cacert "$RUN/tls/ca.pem"
+# INSTANCES=N: N sluice processes on one machine sharing Redis, Kafka and PostgreSQL, the
+# multi-instance shape in miniature. Instance i (from 1) listens on 9999+i-1, its admin
+# on 9901+i-1, HTTPS on 9443+i-1; each has its own spill folder.
+INSTANCES="${INSTANCES:-1}"
+SLUICE_ADMIN_TARGETS=""
+for i in $(seq 1 "$INSTANCES"); do
+  name=sluice spill="$RUN/kafka-spill"
+  [ "$i" -gt 1 ] && name="sluice-$i" spill="$RUN/kafka-spill-$i"
+  port=$((9999 + i - 1)) admin=$((9901 + i - 1)) tls=$((9443 + i - 1))
+  start_bg "$name" env SLUICE_PORT="$port" SLUICE_ADMIN_PORT="$admin" SLUICE_TLS_PORT="$tls" \
+    SLUICE_INSTANCES="$INSTANCES" SLUICE_SPILL_DIR="$spill" "$BIN/sluice" --config conf/sluice.yaml
+  SLUICE_ADMIN_TARGETS+="${SLUICE_ADMIN_TARGETS:+,}127.0.0.1:$admin"
+done
+for i in $(seq 1 "$INSTANCES"); do
+  port=$((9999 + i - 1)) admin=$((9901 + i - 1)) tls=$((9443 + i - 1))
+  wait_http sluice "http://127.0.0.1:$admin/health"
+  wait_http sluice "http://127.0.0.1:$port/todos?limit=1"
+  wait_http sluice "http://127.0.0.1:$port/payments-summary"
+  wait_http sluice "https://localhost:$tls/todos?limit=1" 30 --cacert "$RUN/tls/ca.pem"
+done
+export SLUICE_ADMIN_TARGETS
 
 # Prometheus: the rules and alerts of docker/prometheus, scraping this machine's stack.
 "$ROOT/scripts/prometheus.sh" "$RUN/prometheus"
@@ -101,7 +117,8 @@ wait_http prometheus "http://127.0.0.1:9090/-/ready" 30
 cat <<MSG
 
 sluice is up.
-  proxy    http://127.0.0.1:9999      (config: conf/sluice.yaml; HTTP/1.1 and h2c)
+  proxy    http://127.0.0.1:9999      (config: conf/sluice.yaml; HTTP/1.1 and h2c)$([ "$INSTANCES" -gt 1 ] && echo "
+  instances $INSTANCES: proxy 9999..$((9999 + INSTANCES - 1)), admin 9901..$((9901 + INSTANCES - 1)), https 9443..$((9443 + INSTANCES - 1))")
   https    https://localhost:9443     (TLS 1.2/1.3, h2; trust .run/tls/ca.pem: curl --cacert .run/tls/ca.pem)
   admin    http://127.0.0.1:9901      (/health, /metrics; /admin/* with the token in .run/admin-token)
   todo     http://127.0.0.1:8081  http://127.0.0.1:8082
