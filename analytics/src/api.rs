@@ -77,9 +77,10 @@ async fn metrics(State(s): State<AppState>) -> Response {
          analytics_consumer_lag_records {}\n\
          # HELP analytics_apply_failing_seconds How long applying batches has been failing (0: it is not).\n\
          # TYPE analytics_apply_failing_seconds gauge\n\
-         analytics_apply_failing_seconds {failing}\n",
+         analytics_apply_failing_seconds {failing}\n{}",
         p.stalled().len(),
         p.lag(),
+        sluice_backend::service_metrics::render(),
     );
     (
         [(

@@ -136,6 +136,15 @@ pub async fn apply_batch(
     topic: &str,
     batch: &[Consumed],
 ) -> Result<BatchOutcome, sqlx::Error> {
+    sluice_backend::service_metrics::timed("analytics.apply_batch", apply(pool, topic, batch)).await
+}
+
+/// [`apply_batch`], untimed.
+async fn apply(
+    pool: &PgPool,
+    topic: &str,
+    batch: &[Consumed],
+) -> Result<BatchOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let partitions: Vec<i32> = {
         let mut p: Vec<i32> = batch.iter().map(|m| m.partition).collect();
@@ -287,20 +296,23 @@ pub async fn rows(
     route: Option<&str>,
     key_id: Option<&str>,
 ) -> Result<Vec<StatRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT minute, route, key_id, status_class, count, errors, limited, hedged, retried, \
+    let rows = sluice_backend::service_metrics::timed(
+        "analytics.rows",
+        sqlx::query(
+            "SELECT minute, route, key_id, status_class, count, errors, limited, hedged, retried, \
                 bytes_in, bytes_out, latency_hist \
          FROM minute_stats \
          WHERE minute >= $1 AND minute <= $2 \
            AND ($3::text IS NULL OR route = $3) AND ($4::text IS NULL OR key_id = $4) \
          ORDER BY minute LIMIT $5",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(route)
+        .bind(key_id)
+        .bind(i64::try_from(MAX_ROWS + 1).unwrap_or(i64::MAX))
+        .fetch_all(pool),
     )
-    .bind(from)
-    .bind(to)
-    .bind(route)
-    .bind(key_id)
-    .bind(i64::try_from(MAX_ROWS + 1).unwrap_or(i64::MAX))
-    .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|r| {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod payments;
 pub mod processor;
 pub mod rinha;
+pub mod service_metrics;
 pub mod shutdown;
 pub mod start;
 pub mod telemetry;

@@ -47,9 +47,11 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// Logs to stderr (see [`crate::telemetry`]).
-pub fn telemetry() {
+/// Logs to stderr (see [`crate::telemetry`]) and names the process `service` in its
+/// metrics (see [`crate::service_metrics`]).
+pub fn telemetry(service: &str) {
     crate::telemetry::init();
+    crate::service_metrics::set_service(service);
 }
 
 /// A pool on `schema` (created if missing) with `migrations` applied.
@@ -65,6 +67,7 @@ pub async fn database(
             schema: schema.to_string(),
             source,
         })?;
+    crate::service_metrics::watch_pool(&pool);
     migrations
         .run(&pool)
         .await
@@ -92,10 +95,13 @@ pub async fn serve_until(
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     tracing::info!(%addr, "{name} listening");
-    axum::serve(listener, catch_panics(app))
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(StartError::Serve)
+    axum::serve(
+        listener,
+        catch_panics(crate::service_metrics::instrument(app)),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+    .map_err(StartError::Serve)
 }
 
 /// `app` with tower-http's `CatchPanicLayer`: a handler that panics answers 500 with the

@@ -217,6 +217,11 @@ impl Metrics {
             registry.register(Box::new(client_connections.clone()))?;
             registry.register(Box::new(header_timeouts.clone()))?;
             registry.register(Box::new(tls_certificates_served.clone()))?;
+            // CPU, memory, open fds of this process (System Overview dashboard).
+            #[cfg(target_os = "linux")]
+            registry.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))?;
             // Known reasons start at 0, so a rate over them is 0, not "no data".
             for reason in [
                 "ip_denied",

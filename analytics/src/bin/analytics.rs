@@ -37,7 +37,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    start::telemetry();
+    start::telemetry("analytics");
     let cli = Cli::parse();
     let pool = start::database(&cli.database_url, "analytics", 8, &store::MIGRATIONS).await?;
     // Retried: the broker may still be starting.

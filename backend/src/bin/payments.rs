@@ -75,7 +75,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    start::telemetry();
+    start::telemetry("payments");
+    // Registered now, so the first scrape already shows them (at 0).
+    let _ = sluice_backend::payments::metrics::metrics();
     let cli = Cli::parse();
     let instance = cli.instance.clone().unwrap_or_else(|| cli.port.to_string());
     let pool = start::database(

@@ -41,7 +41,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    start::telemetry();
+    start::telemetry("processor");
     let cli = Cli::parse();
     anyhow::ensure!(
         (0.0..1.0).contains(&cli.fee),

@@ -21,7 +21,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    start::telemetry();
+    start::telemetry("testupstream");
     let cli = Cli::parse();
     let addr = SocketAddr::new(cli.bind, cli.port);
     let app = testupstream::app(Arc::new(testupstream::Upstream::default()));

@@ -25,7 +25,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    start::telemetry();
+    start::telemetry("todo");
     let cli = Cli::parse();
     let pool = start::database(
         &cli.database_url,

@@ -20,15 +20,18 @@ pub async fn record(
     cents: i64,
     requested_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ledger (correlation_id, processor, amount_cents, requested_at) \
+    crate::service_metrics::timed(
+        "payments.record",
+        sqlx::query(
+            "INSERT INTO ledger (correlation_id, processor, amount_cents, requested_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (correlation_id) DO NOTHING",
+        )
+        .bind(correlation_id)
+        .bind(processor.name())
+        .bind(cents)
+        .bind(requested_at)
+        .execute(pool),
     )
-    .bind(correlation_id)
-    .bind(processor.name())
-    .bind(cents)
-    .bind(requested_at)
-    .execute(pool)
     .await?;
     Ok(())
 }
@@ -48,15 +51,18 @@ pub async fn summary(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<(Totals, Totals), sqlx::Error> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT processor, count(*), coalesce(sum(amount_cents), 0)::bigint FROM ledger \
+    let rows: Vec<(String, i64, i64)> = crate::service_metrics::timed(
+        "payments.summary",
+        sqlx::query_as(
+            "SELECT processor, count(*), coalesce(sum(amount_cents), 0)::bigint FROM ledger \
          WHERE ($1::timestamptz IS NULL OR requested_at >= $1) \
            AND ($2::timestamptz IS NULL OR requested_at <= $2) \
          GROUP BY processor",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool),
     )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
     .await?;
     let mut default = Totals::default();
     let mut fallback = Totals::default();
@@ -73,6 +79,10 @@ pub async fn summary(
 
 /// Forgets every payment.
 pub async fn purge(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("TRUNCATE ledger").execute(pool).await?;
+    crate::service_metrics::timed(
+        "payments.purge",
+        sqlx::query("TRUNCATE ledger").execute(pool),
+    )
+    .await?;
     Ok(())
 }

@@ -1,11 +1,10 @@
 //! Prometheus metrics of a payments instance (prefix `payments_`), on `GET /metrics`.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use std::sync::OnceLock;
 
 /// Every metric the payments service exports.
 pub struct Metrics {
-    registry: Registry,
     /// `payments_accepted_total{result}`: `new`, `duplicate`, `unavailable`.
     pub accepted: IntCounterVec,
     /// `payments_processor_calls_total{processor,outcome}`: `paid`, `already_paid`,
@@ -35,7 +34,9 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 impl Metrics {
     fn new() -> Self {
-        let registry = Registry::new();
+        // The process-wide registry: `/metrics` shows these next to the process, HTTP and
+        // database metrics of every service.
+        let registry = crate::service_metrics::registry().clone();
         Self {
             accepted: counter(
                 &registry,
@@ -66,16 +67,6 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("metric payments_taken_over_total: {e}"));
                 c
             },
-            registry,
         }
-    }
-
-    /// The text exposition format.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "encoding metrics failed");
-        }
-        String::from_utf8_lossy(&out).into_owned()
     }
 }

@@ -77,7 +77,7 @@ pub fn app(state: AppState) -> Router {
         .route("/purge-payments", post(purge))
         .route("/queue-stats", get(queue_stats))
         .route("/health", get(health_check))
-        .route("/metrics", get(|| async { metrics::metrics().render() }))
+        .route("/metrics", get(crate::service_metrics::handler))
         .fallback(|| async {
             AppError::NotFound("no such endpoint; see POST /payments, GET /payments-summary".into())
         })

@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .route("/todos", get(list).post(create))
         .route("/todos/{id}", get(read).put(update).delete(remove))
         .route("/health", get(health))
+        .route("/metrics", get(crate::service_metrics::handler))
         .fallback(|| async {
             AppError::NotFound("no such endpoint; see GET /todos, POST /todo".into())
         })
