@@ -3,6 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 
 stop_pid prometheus 10
+stop_pid postgres-exporter 5
 stop_pid sluice 15
 for pidfile in "$RUN"/sluice-[0-9]*.pid; do
   [ -f "$pidfile" ] && stop_pid "$(basename "$pidfile" .pid)" 15

@@ -107,6 +107,9 @@ for i in $(seq 1 "$INSTANCES"); do
 done
 export SLUICE_ADMIN_TARGETS
 
+# PostgreSQL's own figures for the Database Performance dashboard (Debian's exporter).
+DATA_SOURCE_NAME="$DATABASE_URL" start_bg postgres-exporter prometheus-postgres-exporter \
+  --web.listen-address=127.0.0.1:9187
 # Prometheus: the rules and alerts of docker/prometheus, scraping this machine's stack.
 "$ROOT/scripts/prometheus.sh" "$RUN/prometheus"
 start_bg prometheus prometheus --config.file="$RUN/prometheus/prometheus.yml" \
