@@ -195,13 +195,12 @@ mod tests {
 
     #[tokio::test]
     async fn requests_are_counted_by_route_pattern_and_the_process_is_exported() {
-        let app = instrument(axum::Router::new().route(
-            "/metrics-test/{id}",
-            get(|| async { "ok" }),
-        ));
+        let app =
+            instrument(axum::Router::new().route("/metrics-test/{id}", get(|| async { "ok" })));
         for id in ["1", "2", "3"] {
             let (status, _) =
-                crate::test_support::call(&app, "GET", &format!("/metrics-test/{id}"), &[], "").await;
+                crate::test_support::call(&app, "GET", &format!("/metrics-test/{id}"), &[], "")
+                    .await;
             assert_eq!(status, 200);
         }
         crate::test_support::call(&app, "GET", "/nowhere", &[], "").await;
