@@ -376,6 +376,14 @@ fn check_entry(dir: &std::path::Path, entry: &str) -> (bool, String, std::path::
     )
 }
 
+/// `sluice --test` refuses `entry`, naming `certificates[0].field` at line 6 and `needle`.
+fn assert_refused(dir: &std::path::Path, entry: &str, field: &str, needle: &str) {
+    let (ok, err, file) = check_entry(dir, entry);
+    assert!(!ok, "{entry} passed");
+    let at = format!("{}:6: server.tls.certificates[0].{field}: ", file.display());
+    assert!(err.contains(&at) && err.contains(needle), "{entry}:\n{err}");
+}
+
 #[test]
 fn sluice_test_names_the_file_line_and_field_of_a_broken_certificate() {
     let ca = TestCa::new();
@@ -384,49 +392,34 @@ fn sluice_test_names_the_file_line_and_field_of_a_broken_certificate() {
     let expired = ca.issue("expired", 3, 0, "DNS:old.test");
     std::thread::sleep(Duration::from_millis(1100));
     let (c, k) = (good.cert.display(), good.key.display());
-
-    let (ok, err, file) = check_entry(
-        ca.dir(),
+    let dir = ca.dir();
+    assert_refused(
+        dir,
         &format!("{{ cert: \"{c}\", key: \"{}\" }}", other.key.display()),
+        "key",
+        "is not the key of the certificate",
     );
-    assert!(!ok);
-    assert!(
-        err.contains(&format!(
-            "{}:6: server.tls.certificates[0].key: ",
-            file.display()
-        )) && err.contains("is not the key of the certificate"),
-        "{err}"
-    );
-    let (ok, err, file) = check_entry(
-        ca.dir(),
+    assert_refused(
+        dir,
         &format!("{{ cert: \"{c}\", key: \"{k}\", hosts: [localhost, api.test] }}"),
+        "hosts[1]",
+        "does not cover \"api.test\"",
     );
-    assert!(!ok);
-    assert!(
-        err.contains(&format!(
-            "{}:6: server.tls.certificates[0].hosts[1]: ",
-            file.display()
-        )) && err.contains("does not cover \"api.test\""),
-        "{err}"
-    );
-    let (ok, err, _) = check_entry(
-        ca.dir(),
+    assert_refused(
+        dir,
         &format!("{{ cert: \"/nonexistent.pem\", key: \"{k}\" }}"),
+        "cert",
+        "cannot read /nonexistent.pem",
     );
-    assert!(!ok);
-    assert!(
-        err.contains("server.tls.certificates[0].cert: cannot read /nonexistent.pem"),
-        "{err}"
-    );
-    let (ok, err, _) = check_entry(ca.dir(), &format!("{{ cert: \"{k}\", key: \"{k}\" }}"));
-    assert!(!ok);
-    assert!(
-        err.contains("is not a PEM certificate") || err.contains("holds no PEM certificate"),
-        "{err}"
+    assert_refused(
+        dir,
+        &format!("{{ cert: \"{k}\", key: \"{k}\" }}"),
+        "cert",
+        "PEM certificate",
     );
 
     let (ok, err, file) = check_entry(
-        ca.dir(),
+        dir,
         &format!(
             "{{ cert: \"{}\", key: \"{}\" }}",
             expired.cert.display(),
@@ -444,6 +437,6 @@ fn sluice_test_names_the_file_line_and_field_of_a_broken_certificate() {
         )) && err.contains("expired on"),
         "{err}"
     );
-    let (ok, _, _) = check_entry(ca.dir(), &format!("{{ cert: \"{c}\", key: \"{k}\" }}"));
+    let (ok, _, _) = check_entry(dir, &format!("{{ cert: \"{c}\", key: \"{k}\" }}"));
     assert!(ok, "a good pair passes");
 }

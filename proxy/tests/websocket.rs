@@ -2,6 +2,8 @@
 //! messages each way over HTTP and over TLS, the route switch, the idle timeout, one
 //! request per connection in the metrics, and open sockets living through a graceful stop.
 
+mod common;
+
 use futures_util::{SinkExt, StreamExt};
 use sluice_testkit::services::Sluice;
 use sluice_testkit::tls::TestCa;
@@ -107,13 +109,12 @@ where
     }
 }
 
-fn requests(s: &Sluice, route: &str, status: u16) -> u64 {
-    let text = http::get(s.admin, "/metrics").expect("metrics").body;
-    let prefix = format!("sluice_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+fn requests(s: &Sluice, route: &str, status: u16) -> f64 {
+    common::series(
+        s,
+        &format!("sluice_requests_total{{route=\"{route}\",status=\"{status}\"}}"),
+    )
+    .unwrap_or(0.0)
 }
 
 #[test]
@@ -159,7 +160,7 @@ fn a_thousand_messages_echo_through_sluice_over_http_and_over_tls() {
     });
     assert_eventually!(
         Duration::from_secs(5),
-        requests(&s, "ws", 101) == 2,
+        requests(&s, "ws", 101) == 2.0,
         "each connection is one request in the metrics"
     );
 }

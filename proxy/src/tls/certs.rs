@@ -80,8 +80,8 @@ pub fn load(cert_path: &Path, key_path: &Path, hosts: &[String]) -> Loaded {
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let chain = match std::fs::read(cert_path) {
-        Ok(pem) => match X509::stack_from_pem(&pem) {
+    let chain =
+        read(cert_path, "cert", &mut out.errors).and_then(|pem| match X509::stack_from_pem(&pem) {
             Ok(chain) if !chain.is_empty() => Some(chain),
             Ok(_) => {
                 out.errors.push(CertProblem::new(
@@ -97,35 +97,17 @@ pub fn load(cert_path: &Path, key_path: &Path, hosts: &[String]) -> Loaded {
                 ));
                 None
             }
-        },
-        Err(e) => {
-            out.errors.push(CertProblem::new(
-                "cert",
-                format!("cannot read {}: {e}", cert_path.display()),
-            ));
-            None
-        }
-    };
-    let key = match std::fs::read(key_path) {
-        // The error text of a key parse is left out: it could quote key material.
-        Ok(pem) => match PKey::private_key_from_pem(&pem) {
-            Ok(key) => Some(key),
-            Err(_) => {
-                out.errors.push(CertProblem::new(
-                    "key",
-                    format!("{} is not a PEM private key", key_path.display()),
-                ));
-                None
-            }
-        },
-        Err(e) => {
+        });
+    // The error text of a key parse is left out: it could quote key material.
+    let key = read(key_path, "key", &mut out.errors).and_then(|pem| {
+        PKey::private_key_from_pem(&pem).ok().or_else(|| {
             out.errors.push(CertProblem::new(
                 "key",
-                format!("cannot read {}: {e}", key_path.display()),
+                format!("{} is not a PEM private key", key_path.display()),
             ));
             None
-        }
-    };
+        })
+    });
     let (Some(chain), Some(key)) = (chain, key) else {
         return out;
     };
@@ -210,6 +192,18 @@ pub fn load(cert_path: &Path, key_path: &Path, hosts: &[String]) -> Loaded {
         fingerprint,
     });
     out
+}
+
+/// The bytes of `path`, or an error against `field`.
+fn read(path: &Path, field: &str, errors: &mut Vec<CertProblem>) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| {
+            errors.push(CertProblem::new(
+                field,
+                format!("cannot read {}: {e}", path.display()),
+            ))
+        })
+        .ok()
 }
 
 /// The names a certificate is valid for.

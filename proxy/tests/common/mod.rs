@@ -75,6 +75,16 @@ pub fn call(s: &Sluice, path: &str, key: &str) -> Response {
 }
 
 /// The value of the first metric line starting with `prefix` (0 when absent).
+/// The value of the series named exactly `series` (`name{labels}`), `None` when sluice
+/// does not export it.
+pub fn series(s: &Sluice, series: &str) -> Option<f64> {
+    let text = http::get(s.admin, "/metrics").expect("metrics").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The sum of every metric line starting with `prefix` (0 when absent).
 pub fn metric(s: &Sluice, prefix: &str) -> f64 {
     let text = http::get(s.admin, "/metrics").expect("metrics").body;
     text.lines()
