@@ -1,4 +1,4 @@
-//! The process-wide Redis connection: connected from a background service (after Pingora
+//! The process-wide Redis connection (one server, or a Redis Cluster): connected from a background service (after Pingora
 //! has daemonized), every call bounded by the configured timeout, and a short "down"
 //! window after a failure so requests go straight to the fallback instead of each paying
 //! the timeout while Redis is away. Requests that arrive while the first connection is
@@ -6,7 +6,9 @@
 //! refusing a key or limiting from the local bucket in that moment would be wrong.
 
 use arc_swap::ArcSwapOption;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,10 +33,60 @@ pub enum RedisError {
     Failed(#[from] redis::RedisError),
 }
 
+/// A connection to one Redis, or to a Redis Cluster (commands go to the node holding
+/// their key's slot; the client follows failovers and slot moves).
+#[derive(Clone)]
+pub enum Conn {
+    /// One server (reconnects on its own).
+    Single(ConnectionManager),
+    /// A cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where the connection goes.
+enum Target {
+    Single(redis::Client),
+    /// The cluster, and a plain client per seed node for pub/sub: a message published on
+    /// any node of a cluster reaches the subscribers of every node, so one subscription
+    /// suffices (tried node by node).
+    Cluster(Box<ClusterClient>, Vec<redis::Client>),
+}
+
 /// A shared, lazily connected Redis connection.
 pub struct RedisConn {
-    client: redis::Client,
-    conn: ArcSwapOption<ConnectionManager>,
+    target: Target,
+    conn: ArcSwapOption<Conn>,
     /// True once the first connection attempt has ended, either way.
     first_attempt_done: tokio::sync::watch::Sender<bool>,
     epoch: Instant,
@@ -45,8 +97,26 @@ pub struct RedisConn {
 impl RedisConn {
     /// A handle for `url`; nothing connects until [`RedisConn::connect`].
     pub fn new(url: &str) -> Result<Arc<Self>, redis::RedisError> {
+        Self::with_target(Target::Single(redis::Client::open(url)?))
+    }
+
+    /// A handle for the cluster seeded by `nodes` (`redis://host:port` each).
+    pub fn cluster(nodes: &[String]) -> Result<Arc<Self>, redis::RedisError> {
+        let client = ClusterClient::builder(nodes.to_vec())
+            .connection_timeout(FIRST_CONNECT)
+            .response_timeout(Duration::from_secs(2))
+            .retries(2)
+            .build()?;
+        let pubsub = nodes
+            .iter()
+            .map(|n| redis::Client::open(n.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::with_target(Target::Cluster(Box::new(client), pubsub))
+    }
+
+    fn with_target(target: Target) -> Result<Arc<Self>, redis::RedisError> {
         Ok(Arc::new(Self {
-            client: redis::Client::open(url)?,
+            target,
             conn: ArcSwapOption::empty(),
             first_attempt_done: tokio::sync::watch::Sender::new(false),
             epoch: Instant::now(),
@@ -54,9 +124,18 @@ impl RedisConn {
         }))
     }
 
-    /// The client (for pub/sub connections).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for pub/sub: the server, or the `attempt`-th seed node of a cluster in
+    /// turn (a resubscription after a failure tries the next).
+    pub fn pubsub_client(&self, attempt: usize) -> Option<&redis::Client> {
+        match &self.target {
+            Target::Single(client) => Some(client),
+            Target::Cluster(_, nodes) => nodes.get(attempt % nodes.len().max(1)),
+        }
+    }
+
+    /// Whether this is a Redis Cluster (its keys must share a slot to be used together).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(..))
     }
 
     /// Connects (the manager then reconnects on its own); retried by the caller.
@@ -66,12 +145,17 @@ impl RedisConn {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500))
             .set_number_of_retries(2);
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await;
-        if let Ok(manager) = &manager {
-            self.conn.store(Some(Arc::new(manager.clone())));
+        let conn = match &self.target {
+            Target::Single(client) => ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .map(Conn::Single),
+            Target::Cluster(client, _) => client.get_async_connection().await.map(Conn::Cluster),
+        };
+        if let Ok(conn) = &conn {
+            self.conn.store(Some(Arc::new(conn.clone())));
         }
         self.first_attempt_done.send_replace(true);
-        manager.map(|_| ())
+        conn.map(|_| ())
     }
 
     /// Waits (at most [`FIRST_CONNECT`]) for the first connection attempt to end.
@@ -100,7 +184,7 @@ impl RedisConn {
     /// Runs `op` on the connection within `timeout`; failures open the down window.
     pub async fn call<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, RedisError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         if self.conn.load().is_none() && !*self.first_attempt_done.borrow() {
@@ -112,7 +196,7 @@ impl RedisConn {
         let Some(conn) = self.conn.load_full() else {
             return Err(RedisError::Unavailable);
         };
-        match tokio::time::timeout(timeout, op(ConnectionManager::clone(&conn))).await {
+        match tokio::time::timeout(timeout, op(Conn::clone(&conn))).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 if e.is_io_error()

@@ -152,7 +152,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if a.client_header_timeout != b.client_header_timeout {
         changed.push("server.client_header_timeout_ms");
     }
-    if old.redis.as_ref().map(|r| &r.url) != new.redis.as_ref().map(|r| &r.url) {
+    if old.redis.as_ref().map(|r| (&r.url, &r.cluster))
+        != new.redis.as_ref().map(|r| (&r.url, &r.cluster))
+    {
         changed.push("redis.url");
     }
     if old.kafka != new.kafka {

@@ -44,7 +44,13 @@ impl Services {
         let redis = config
             .redis
             .as_ref()
-            .map(|r| RedisConn::new(&r.url))
+            .map(|r| {
+                if r.cluster.is_empty() {
+                    RedisConn::new(&r.url)
+                } else {
+                    RedisConn::cluster(&r.cluster)
+                }
+            })
             .transpose()?;
         let key_cache = Arc::new(KeyCache::default());
         let key_store = redis

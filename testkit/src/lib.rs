@@ -10,6 +10,7 @@ pub mod payments;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod redis_cluster;
 pub mod services;
 pub mod slow_tcp;
 pub mod tansu;

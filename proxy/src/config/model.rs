@@ -84,8 +84,10 @@ pub struct KafkaConfig {
 /// Validated `redis:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
-    /// Connection URL.
+    /// Connection URL (empty with `cluster`).
     pub url: String,
+    /// Seed nodes of a Redis Cluster; empty for one server.
+    pub cluster: Vec<String>,
     /// Longest a request waits for Redis.
     pub timeout: Duration,
 }

@@ -102,8 +102,12 @@ fn default_linger_ms() -> u64 {
 /// `redis:` section.
 #[derive(Debug, Deserialize)]
 pub struct RawRedis {
-    /// `redis://host:port[/db]`.
+    /// `redis://host:port[/db]` (or `cluster`).
+    #[serde(default)]
     pub url: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each), instead of `url`.
+    #[serde(default)]
+    pub cluster: Vec<String>,
     /// Longest a request waits for Redis before the fallback applies.
     #[serde(default = "default_redis_timeout_ms")]
     pub timeout_ms: u64,

@@ -317,18 +317,42 @@ fn health_check(raw: &RawHealthCheck, errors: &mut Scope<'_, '_>) -> HealthCheck
 }
 
 fn redis(raw: &RawRedis, errors: &mut Scope<'_, '_>) -> Option<RedisConfig> {
-    if !(raw.url.starts_with("redis://") || raw.url.starts_with("rediss://")) {
-        errors.push(
-            "url",
-            "must start with redis:// (e.g. redis://127.0.0.1:6379)",
-        );
-        return None;
+    let is_url = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
+    match (raw.url.is_empty(), raw.cluster.is_empty()) {
+        (true, true) => {
+            errors.push("url", "is required (or cluster: [nodes])");
+            return None;
+        }
+        (false, false) => {
+            errors.push(
+                "cluster",
+                "give url (one server) or cluster (seed nodes), not both",
+            );
+            return None;
+        }
+        (false, true) if !is_url(&raw.url) => {
+            errors.push(
+                "url",
+                "must start with redis:// (e.g. redis://127.0.0.1:6379)",
+            );
+            return None;
+        }
+        _ => {}
+    }
+    for (i, node) in raw.cluster.iter().enumerate() {
+        if !is_url(node) {
+            errors.push(
+                &format!("cluster[{i}]"),
+                "must start with redis:// (e.g. redis://10.0.0.1:6379)",
+            );
+        }
     }
     if raw.timeout_ms == 0 {
         errors.push("timeout_ms", "must be greater than 0");
     }
     Some(RedisConfig {
         url: raw.url.clone(),
+        cluster: raw.cluster.clone(),
         timeout: Duration::from_millis(raw.timeout_ms.max(1)),
     })
 }

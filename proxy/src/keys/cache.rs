@@ -101,7 +101,24 @@ impl KeyCache {
         }
     }
 
-    /// Forgets everything (after a pub/sub reconnect, messages may have been missed).
+    /// Makes every found key stale and forgets every "no such key" (after a pub/sub
+    /// reconnect, messages may have been missed): each key is asked again on its next
+    /// use, and one that cannot be asked (Redis, or its cluster node, still away) keeps
+    /// working as a known key does through an outage.
+    pub fn expire_all(&self) {
+        let Some(old) = Instant::now().checked_sub(POSITIVE_TTL) else {
+            self.clear();
+            return;
+        };
+        if let Ok(mut found) = self.found.write() {
+            found.values_mut().for_each(|e| e.at = old);
+        }
+        if let Ok(mut missing) = self.missing.write() {
+            missing.clear();
+        }
+    }
+
+    /// Forgets everything.
     pub fn clear(&self) {
         if let Ok(mut found) = self.found.write() {
             found.clear();
@@ -141,6 +158,20 @@ mod tests {
         assert_eq!(cache.get(&h1), Cached::Miss);
         cache.clear();
         assert_eq!(cache.get(&h2), Cached::Miss);
+    }
+
+    #[test]
+    fn after_a_reconnect_known_keys_are_stale_not_forgotten() {
+        let cache = KeyCache::default();
+        let (good, bad) = ([3u8; 32], [4u8; 32]);
+        cache.put(good, Some(Arc::new(record())));
+        cache.put(bad, None);
+        cache.expire_all();
+        assert!(
+            matches!(cache.get(&good), Cached::Stale(_)),
+            "asked again, usable if Redis is away"
+        );
+        assert_eq!(cache.get(&bad), Cached::Miss);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //!   the admin view.
 //! - `sluice:keyids` set of ids, for listing.
 //!
+//! On a Redis Cluster the same records are named `sluice:{keys}:key:…`, `…:keyid:…` and
+//! `sluice:{keys}:ids`: one hash slot for all of them (see `Names`).
+//!
 //! Every change to an existing key (update, disable, revoke, rotate) is one Lua script
 //! (`change.lua`) that reads the current record and writes the new one in a single step,
 //! bumping the key's `version`: concurrent changes are serialized by Redis, so a rotate
@@ -24,17 +27,38 @@ use std::time::Duration;
 
 /// The pub/sub channel carrying changed key hashes (hex), or `*` for "forget all".
 pub const CHANNEL: &str = "sluice:keys";
-const IDS: &str = "sluice:keyids";
+/// Where the key records live. On a Redis Cluster every name carries the hash tag
+/// `{keys}`, so they share one slot: the change script and the creating transaction touch
+/// several of them at once, which a cluster only allows within a slot.
+#[derive(Clone, Copy)]
+struct Names {
+    by_hash: &'static str,
+    by_id: &'static str,
+    ids: &'static str,
+}
+
+const SINGLE: Names = Names {
+    by_hash: "sluice:key:",
+    by_id: "sluice:keyid:",
+    ids: "sluice:keyids",
+};
+const CLUSTER: Names = Names {
+    by_hash: "sluice:{keys}:key:",
+    by_id: "sluice:{keys}:keyid:",
+    ids: "sluice:{keys}:ids",
+};
+
+impl Names {
+    fn by_hash(&self, hash_hex: &str) -> String {
+        format!("{}{hash_hex}", self.by_hash)
+    }
+
+    fn by_id(&self, id: &str) -> String {
+        format!("{}{id}", self.by_id)
+    }
+}
 /// Admin operations are not on the request path; they may wait longer.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn by_hash(hash_hex: &str) -> String {
-    format!("sluice:key:{hash_hex}")
-}
-
-fn by_id(id: &str) -> String {
-    format!("sluice:keyid:{id}")
-}
 
 /// Why a key operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +104,7 @@ pub struct KeyStore {
     /// This instance's cache of lookups.
     local: Arc<KeyCache>,
     change: Arc<redis::Script>,
+    names: Names,
 }
 
 /// What the change script did.
@@ -111,6 +136,7 @@ impl KeyStore {
     /// Keys stored through `conn`; changes drop their entries from `local` too.
     pub fn new(conn: Arc<RedisConn>, local: Arc<KeyCache>) -> Self {
         Self {
+            names: if conn.is_cluster() { CLUSTER } else { SINGLE },
             conn,
             local,
             change: Arc::new(redis::Script::new(include_str!("change.lua"))),
@@ -131,7 +157,7 @@ impl KeyStore {
             Some(None) => ("none".to_string(), "none".to_string()),
             Some(limits) => limit_fields(limits),
         };
-        let mut invocation = self.change.key(by_id(id));
+        let mut invocation = self.change.key(self.names.by_id(id));
         invocation
             .arg(if new_hash.is_some() {
                 "rotate"
@@ -143,8 +169,8 @@ impl KeyStore {
             .arg(changes.tier.as_deref().unwrap_or(""))
             .arg(changes.status.map_or("", KeyStatus::as_str))
             .arg(id)
-            .arg(by_hash(""))
-            .arg(IDS)
+            .arg(self.names.by_hash(""))
+            .arg(self.names.ids)
             .arg(CHANNEL)
             .arg(rate)
             .arg(burst);
@@ -202,7 +228,7 @@ impl KeyStore {
         hash: &[u8; 32],
         timeout: Duration,
     ) -> Result<Option<KeyRecord>, RedisError> {
-        let key = by_hash(&hex::encode(hash));
+        let key = self.names.by_hash(&hex::encode(hash));
         let fields: HashMap<String, String> = self
             .conn
             .call(timeout, |mut c| async move {
@@ -214,7 +240,7 @@ impl KeyStore {
     }
 
     async fn fields_by_id(&self, id: &str) -> Result<HashMap<String, String>, RedisError> {
-        let key = by_id(id);
+        let key = self.names.by_id(id);
         self.conn
             .call(ADMIN_TIMEOUT, |mut c| async move {
                 redis::cmd("HGETALL").arg(key).query_async(&mut c).await
@@ -233,7 +259,10 @@ impl KeyStore {
         let ids: Vec<String> = self
             .conn
             .call(ADMIN_TIMEOUT, |mut c| async move {
-                redis::cmd("SMEMBERS").arg(IDS).query_async(&mut c).await
+                redis::cmd("SMEMBERS")
+                    .arg(self.names.ids)
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
         let mut records = Vec::with_capacity(ids.len());
@@ -252,7 +281,7 @@ impl KeyStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.hset_multiple(
-            by_hash(hash_hex),
+            self.names.by_hash(hash_hex),
             &[
                 ("id", record.id.as_str()),
                 ("name", &record.name),
@@ -266,7 +295,7 @@ impl KeyStore {
         )
         .ignore();
         pipe.hset_multiple(
-            by_id(&record.id),
+            self.names.by_id(&record.id),
             &[
                 ("hash", hash_hex),
                 ("name", &record.name),
@@ -279,12 +308,23 @@ impl KeyStore {
             ],
         )
         .ignore();
-        pipe.sadd(IDS, &record.id).ignore();
-        // A negative cache entry for this hash (someone guessed it) must go.
-        pipe.publish(CHANNEL, hash_hex).ignore();
+        pipe.sadd(self.names.ids, &record.id).ignore();
         self.conn
             .call(ADMIN_TIMEOUT, |mut c| async move {
                 pipe.query_async::<()>(&mut c).await
+            })
+            .await?;
+        // A negative cache entry for this hash (someone guessed it) must go. Published on
+        // its own: a cluster routes a transaction by its keys' slot, and the channel name
+        // would count as a key of another slot.
+        let hash = hash_hex.to_string();
+        self.conn
+            .call(ADMIN_TIMEOUT, |mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(CHANNEL)
+                    .arg(hash)
+                    .query_async::<()>(&mut c)
+                    .await
             })
             .await?;
         self.forget_locally(&[hash_hex]);

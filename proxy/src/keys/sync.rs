@@ -37,8 +37,10 @@ impl RedisSyncService {
             tokio::time::sleep(RETRY).await;
         }
         info!("redis connected");
-        loop {
-            match self.listen().await {
+        // On a cluster, each new subscription goes to the next seed node, so a node that
+        // died is not asked again and again.
+        for attempt in 0usize.. {
+            match self.listen(attempt).await {
                 Ok(()) => warn!("redis key channel closed; resubscribing"),
                 Err(e) => warn!(error = %e, "redis key channel failed; resubscribing"),
             }
@@ -46,11 +48,14 @@ impl RedisSyncService {
         }
     }
 
-    async fn listen(&self) -> Result<(), redis::RedisError> {
-        let mut pubsub = self.conn.client().get_async_pubsub().await?;
+    async fn listen(&self, attempt: usize) -> Result<(), redis::RedisError> {
+        let Some(client) = self.conn.pubsub_client(attempt) else {
+            return Ok(());
+        };
+        let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(CHANNEL).await?;
-        // Changes made while we were not listening are unknown: start from scratch.
-        self.cache.clear();
+        // Changes made while we were not listening are unknown: ask again before trusting.
+        self.cache.expire_all();
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
             let payload: String = msg.get_payload().unwrap_or_default();

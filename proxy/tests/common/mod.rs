@@ -120,3 +120,109 @@ pub fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream
         stream
     })
 }
+
+/// Eight clients hammer `key` through instances `a` and `b` (alternating) for `run_for`;
+/// the admitted requests must be within 2% of burst + rate x elapsed, every 429 must carry
+/// `Retry-After: 1` and a `RateLimit-Policy` starting with `policy`, and nothing but 200
+/// and 429 may come back.
+pub fn assert_exact_limit(
+    a: std::sync::Arc<Sluice>,
+    b: std::sync::Arc<Sluice>,
+    key: String,
+    rate: f64,
+    burst: f64,
+    run_for: std::time::Duration,
+    policy: &str,
+) {
+    use std::sync::Arc;
+    use std::time::Instant;
+    let key = Arc::new(key);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (a, b, key) = (a.clone(), b.clone(), key.clone());
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let mut n = i;
+                while start.elapsed() < run_for {
+                    let s = if n % 2 == 0 { &a } else { &b };
+                    n += 1;
+                    let sent = Instant::now();
+                    let r = call(s, "/api/x", &key);
+                    out.push((
+                        sent,
+                        Instant::now(),
+                        r.status,
+                        r.header("retry-after").map(str::to_string),
+                        r.header("ratelimit-policy").map(str::to_string),
+                        // Kept for the failure message only.
+                        if r.status == 200 || r.status == 429 {
+                            String::new()
+                        } else {
+                            r.body.clone()
+                        },
+                    ));
+                }
+                out
+            })
+        })
+        .collect();
+    let results: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+    let first = results.iter().map(|r| r.0).min().expect("requests");
+    let last = results.iter().map(|r| r.1).max().expect("requests");
+    let elapsed = last.duration_since(first).as_secs_f64();
+    let admitted = results.iter().filter(|r| r.2 == 200).count() as f64;
+    let limited: Vec<_> = results.iter().filter(|r| r.2 == 429).collect();
+    let others: Vec<(u16, &str)> = results
+        .iter()
+        .filter(|r| r.2 != 200 && r.2 != 429)
+        .map(|r| (r.2, r.5.as_str()))
+        .collect();
+    assert!(others.is_empty(), "unexpected statuses: {others:?}");
+    assert!(
+        limited.len() > 1000,
+        "the clients were too slow to test the limit: {} limited",
+        limited.len()
+    );
+    let expected = burst + rate * elapsed;
+    let error = (admitted - expected).abs() / expected;
+    let modes: Vec<String> = [&a, &b]
+        .iter()
+        .flat_map(|s| {
+            ["redis", "local"].map(|mode| {
+                let n = metric(
+                    s,
+                    &format!(
+                        "sluice_ratelimit_decisions_total{{decision=\"allowed\",mode=\"{mode}\""
+                    ),
+                );
+                format!("{mode}={n}")
+            })
+        })
+        .collect();
+    eprintln!(
+        "exactness: admitted {admitted}, expected {expected:.1}, error {:.2}%, limited {}",
+        error * 100.0,
+        limited.len()
+    );
+    assert!(
+        error <= 0.02,
+        "admitted {admitted} vs expected {expected:.0} (burst {burst} + {rate}/s x {elapsed:.2}s): off by {:.1}%; allowed by mode per instance: {modes:?}",
+        error * 100.0
+    );
+    // At these rates the next token is at most 10 ms away: Retry-After rounds up to 1 s.
+    assert!(
+        limited.iter().all(|r| r.3.as_deref() == Some("1")),
+        "every 429 carries Retry-After: 1"
+    );
+    assert!(
+        limited
+            .iter()
+            .all(|r| r.4.as_deref().is_some_and(|p| p.starts_with(policy))),
+        "every 429 names the policy {policy}: {:?}",
+        limited.first().map(|r| &r.4)
+    );
+}
