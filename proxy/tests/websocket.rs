@@ -237,3 +237,29 @@ fn an_open_websocket_keeps_working_through_the_grace_period_of_a_stop() {
         "sluice did not exit after the grace period"
     );
 }
+
+#[test]
+fn an_open_websocket_keeps_working_through_a_reload() {
+    let s = Sluice::start(&config(echo_server(), None));
+    let rt = runtime();
+    rt.block_on(async {
+        let url = format!("ws://{}/ws/echo", s.proxy);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect");
+        exchange(&mut ws, 10).await;
+        // A reload that changes the routes: the open socket keeps its connection.
+        let path = s.config_path();
+        let text = std::fs::read_to_string(&path).expect("config");
+        std::fs::write(&path, text.replace("name: plain", "name: plain-renamed"))
+            .expect("write config");
+        s.process.signal("HUP");
+        sluice_testkit::assert_eventually!(
+            Duration::from_secs(5),
+            common::series(&s, "sluice_config_reloads_total{result=\"ok\"}") == Some(1.0),
+            "the reload did not happen"
+        );
+        exchange(&mut ws, 100).await;
+        ws.close(None).await.expect("close");
+    });
+}
