@@ -8,6 +8,7 @@ use sluice_testkit::http;
 use sluice_testkit::payments::{parse_summary, PaymentsService, ProcessorSim};
 use sluice_testkit::postgres::Postgres;
 use sluice_testkit::redis::Redis;
+use sluice_testkit::redis_cluster::RedisCluster;
 use sluice_testkit::services::Sluice;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ struct Stack {
     fallback: ProcessorSim,
     instances: Vec<PaymentsService>,
     sluice: Sluice,
-    redis: Redis,
+    redis: Option<Redis>,
+    _cluster: Option<RedisCluster>,
     _pg: Postgres,
 }
 
@@ -28,12 +30,34 @@ impl Stack {
     }
 
     fn start_with(redis: Redis, extra: &[&str]) -> Self {
+        let url = redis.url();
+        Self::start_on(&url, Some(redis), None, extra)
+    }
+
+    /// The stack with its queue on a Redis Cluster.
+    fn start_on_cluster(extra: &[&str]) -> Self {
+        let cluster = RedisCluster::start();
+        let nodes: Vec<String> = cluster
+            .urls()
+            .iter()
+            .map(|u| u.trim_start_matches("redis://").to_string())
+            .collect();
+        let url = format!("redis+cluster://{}", nodes.join(","));
+        Self::start_on(&url, None, Some(cluster), extra)
+    }
+
+    fn start_on(
+        redis_url: &str,
+        redis: Option<Redis>,
+        cluster: Option<RedisCluster>,
+        extra: &[&str],
+    ) -> Self {
         let started = Instant::now();
         let pg = Postgres::start();
         let default = ProcessorSim::start(0.05);
         let fallback = ProcessorSim::start(0.15);
         let instances: Vec<PaymentsService> = (0..2)
-            .map(|_| PaymentsService::start(&pg.url(), &redis.url(), &default, &fallback, extra))
+            .map(|_| PaymentsService::start(&pg.url(), redis_url, &default, &fallback, extra))
             .collect();
         let peers: Vec<String> = instances
             .iter()
@@ -60,6 +84,7 @@ routes:
             instances,
             sluice,
             redis,
+            _cluster: cluster,
             _pg: pg,
         }
     }
@@ -330,7 +355,8 @@ fn a_redis_outage_refuses_new_payments_and_loses_none_already_accepted() {
     let mut stack = Stack::start_with(Redis::start_durable(), &[]);
     stack.default.set_delay(300);
     stack.burst(100);
-    stack.redis.stop();
+    let redis = stack.redis.as_mut().expect("a single Redis");
+    redis.stop();
     // No queue: new payments are refused at once (the service's 503, or the gateway's
     // once health checks took the instances out), never left hanging.
     let body = format!(
@@ -340,7 +366,7 @@ fn a_redis_outage_refuses_new_payments_and_loses_none_already_accepted() {
     let r = http::send_json(stack.proxy(), "POST", "/payments", &body).expect("post");
     assert_eq!(r.status, 503, "{}", r.body);
     std::thread::sleep(Duration::from_secs(2));
-    stack.redis.start_again();
+    stack.redis.as_mut().expect("a single Redis").start_again();
     // What was accepted before the outage is paid, once.
     stack.wait_settled(100);
     let (theirs_default, theirs_fallback) =
@@ -389,4 +415,23 @@ fn a_frozen_instance_cannot_pay_what_another_took_over() {
         stack.metric("payments_taken_over_total") > 0.0,
         "the woken instance had no stale payment refused: the test froze it too late"
     );
+}
+
+#[test]
+fn on_a_redis_cluster_payments_are_paid_once_through_a_crash_and_a_takeover() {
+    // The queue's keys share one hash slot on a cluster: its scripts and transactions use
+    // several at once, which a cluster only allows within a slot.
+    let mut stack = Stack::start_on_cluster(&["--heartbeat-ttl-ms", "1500"]);
+    stack.default.set_delay(300);
+    stack.burst(300);
+    stack.instances[1].kill_and_restart();
+    stack.default.set_delay(0);
+    stack.wait_settled(300);
+    let (theirs_default, theirs_fallback) =
+        (stack.default.summary("").0, stack.fallback.summary("").0);
+    assert_eq!(theirs_default + theirs_fallback, 300, "each paid once");
+    stack.assert_consistent("");
+    let r = http::request(stack.proxy(), "POST", "/purge-payments", &[], None).expect("purge");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stack.summary(""), [(0, 0.0), (0, 0.0)]);
 }

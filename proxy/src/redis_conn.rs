@@ -6,9 +6,8 @@
 //! refusing a key or limiting from the local bucket in that moment would be wrong.
 
 use arc_swap::ArcSwapOption;
-use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
+pub use sluice_redis::Conn;
+use sluice_redis::Target;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,56 +32,6 @@ pub enum RedisError {
     Failed(#[from] redis::RedisError),
 }
 
-/// A connection to one Redis, or to a Redis Cluster (commands go to the node holding
-/// their key's slot; the client follows failovers and slot moves).
-#[derive(Clone)]
-pub enum Conn {
-    /// One server (reconnects on its own).
-    Single(ConnectionManager),
-    /// A cluster.
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> redis::RedisFuture<'a, redis::Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-/// Where the connection goes.
-enum Target {
-    Single(redis::Client),
-    /// The cluster, and a plain client per seed node for pub/sub: a message published on
-    /// any node of a cluster reaches the subscribers of every node, so one subscription
-    /// suffices (tried node by node).
-    Cluster(Box<ClusterClient>, Vec<redis::Client>),
-}
-
 /// A shared, lazily connected Redis connection.
 pub struct RedisConn {
     target: Target,
@@ -102,16 +51,7 @@ impl RedisConn {
 
     /// A handle for the cluster seeded by `nodes` (`redis://host:port` each).
     pub fn cluster(nodes: &[String]) -> Result<Arc<Self>, redis::RedisError> {
-        let client = ClusterClient::builder(nodes.to_vec())
-            .connection_timeout(FIRST_CONNECT)
-            .response_timeout(Duration::from_secs(2))
-            .retries(2)
-            .build()?;
-        let pubsub = nodes
-            .iter()
-            .map(|n| redis::Client::open(n.as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::with_target(Target::Cluster(Box::new(client), pubsub))
+        Self::with_target(Target::cluster(nodes, FIRST_CONNECT)?)
     }
 
     fn with_target(target: Target) -> Result<Arc<Self>, redis::RedisError> {
@@ -126,16 +66,13 @@ impl RedisConn {
 
     /// A client for pub/sub: the server, or the `attempt`-th seed node of a cluster in
     /// turn (a resubscription after a failure tries the next).
-    pub fn pubsub_client(&self, attempt: usize) -> Option<&redis::Client> {
-        match &self.target {
-            Target::Single(client) => Some(client),
-            Target::Cluster(_, nodes) => nodes.get(attempt % nodes.len().max(1)),
-        }
+    pub fn pubsub_client(&self, attempt: usize) -> Option<redis::Client> {
+        self.target.pubsub_client(attempt)
     }
 
     /// Whether this is a Redis Cluster (its keys must share a slot to be used together).
     pub fn is_cluster(&self) -> bool {
-        matches!(self.target, Target::Cluster(..))
+        self.target.is_cluster()
     }
 
     /// Connects (the manager then reconnects on its own); retried by the caller.
@@ -145,12 +82,7 @@ impl RedisConn {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500))
             .set_number_of_retries(2);
-        let conn = match &self.target {
-            Target::Single(client) => ConnectionManager::new_with_config(client.clone(), config)
-                .await
-                .map(Conn::Single),
-            Target::Cluster(client, _) => client.get_async_connection().await.map(Conn::Cluster),
-        };
+        let conn = self.target.connect(config).await;
         if let Ok(conn) = &conn {
             self.conn.store(Some(Arc::new(conn.clone())));
         }

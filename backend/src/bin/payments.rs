@@ -30,7 +30,8 @@ struct Cli {
     /// PostgreSQL URL (the ledger, schema `payments`).
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    /// Redis URL (the queue).
+    /// Redis URL (the queue): `redis://host:port`, or `redis+cluster://host:port,host:port`
+    /// for a Redis Cluster.
     #[arg(long, env = "REDIS_URL")]
     redis_url: String,
     /// The default payment processor.
@@ -87,7 +88,9 @@ async fn main() -> anyhow::Result<()> {
         &ledger::MIGRATIONS,
     )
     .await?;
-    let redis = redis::Client::open(cli.redis_url.as_str()).context("reading the Redis URL")?;
+    // redis://host:port, or redis+cluster://host:port,host:port,… for a Redis Cluster.
+    let redis = sluice_redis::Target::parse(&cli.redis_url, Duration::from_secs(1))
+        .context("reading the Redis URL")?;
     let queue = Queue::connect(&redis, &instance)
         .await
         .context("connecting to Redis")?;

@@ -8,8 +8,8 @@
 use super::client::{Health, ProcessorClient};
 use super::routing::Routing;
 use super::Which;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use sluice_redis::Conn;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ fn answer_key(which: Which) -> String {
 
 /// Runs forever: polls when holding the lease, feeds `routing` with the latest answers.
 pub async fn run(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     client: Arc<ProcessorClient>,
     routing: Arc<Routing>,
     instance: String,
@@ -49,7 +49,7 @@ pub async fn run(
 }
 
 async fn poll_one(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     client: &ProcessorClient,
     routing: &Routing,
     instance: &str,

@@ -16,21 +16,51 @@
 //!   after another took its payments over is refused before it can call a processor.
 //!
 //! Redis runs with an append-only file in the stack, so accepted payments survive a
-//! restart of Redis as well as of the service.
+//! restart of Redis as well as of the service. On a Redis Cluster
+//! (`redis+cluster://…`) every name above carries the hash tag `{payments}`
+//! (`payments:{payments}:queue`, …), so they share one slot (see `Names`).
 
 use super::Which;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use sluice_redis::{Conn, Target};
 use std::time::Duration;
 
-const ACCEPTED: &str = "payments:accepted";
-const QUEUE: &str = "payments:queue";
-const ATTEMPT: &str = "payments:attempt";
-const PROCESSING_PREFIX: &str = "payments:processing:";
-const INSTANCES: &str = "payments:instances";
-const ALIVE_PREFIX: &str = "payments:alive:";
-const OWNER: &str = "payments:owner";
-const FENCE: &str = "payments:fence";
+/// The queue's key names. On a Redis Cluster each carries the hash tag `{payments}`, so
+/// all of them share one slot: the scripts and transactions below use several at once,
+/// which a cluster only allows within a slot. A single server keeps the plain names.
+#[derive(Clone)]
+struct Names {
+    accepted: &'static str,
+    queue: &'static str,
+    attempt: &'static str,
+    processing_prefix: &'static str,
+    instances: &'static str,
+    alive_prefix: &'static str,
+    owner: &'static str,
+    fence: &'static str,
+}
+
+const SINGLE: Names = Names {
+    accepted: "payments:accepted",
+    queue: "payments:queue",
+    attempt: "payments:attempt",
+    processing_prefix: "payments:processing:",
+    instances: "payments:instances",
+    alive_prefix: "payments:alive:",
+    owner: "payments:owner",
+    fence: "payments:fence",
+};
+
+const CLUSTER: Names = Names {
+    accepted: "payments:{payments}:accepted",
+    queue: "payments:{payments}:queue",
+    attempt: "payments:{payments}:attempt",
+    processing_prefix: "payments:{payments}:processing:",
+    instances: "payments:{payments}:instances",
+    alive_prefix: "payments:{payments}:alive:",
+    owner: "payments:{payments}:owner",
+    fence: "payments:{payments}:fence",
+};
 
 /// Claims a payment that is in the caller's processing list: a fresh token becomes its
 /// owner. Returns the token, or false when the entry is not (or no longer) in the list.
@@ -136,9 +166,10 @@ pub struct QueueStats {
 /// The queue, as seen by one instance.
 #[derive(Clone)]
 pub struct Queue {
-    conn: ConnectionManager,
+    conn: Conn,
     /// A connection of its own for `BLMOVE`, which holds its connection while it waits.
-    blocking: ConnectionManager,
+    blocking: Conn,
+    names: Names,
     processing: String,
     alive: String,
     accept_script: redis::Script,
@@ -148,19 +179,21 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Connects twice to `client` (commands, and blocking takes) as instance `instance`.
-    pub async fn connect(client: &redis::Client, instance: &str) -> redis::RedisResult<Self> {
+    /// Connects twice to `target` (commands, and blocking takes) as instance `instance`.
+    pub async fn connect(target: &Target, instance: &str) -> redis::RedisResult<Self> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-        let blocking = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let conn = target.connect(config.clone()).await?;
+        let blocking = target.connect(config).await?;
+        let names = if target.is_cluster() { CLUSTER } else { SINGLE };
         Ok(Self {
             conn,
             blocking,
-            processing: format!("{PROCESSING_PREFIX}{instance}"),
-            alive: format!("{ALIVE_PREFIX}{instance}"),
+            processing: format!("{}{instance}", names.processing_prefix),
+            alive: format!("{}{instance}", names.alive_prefix),
+            names,
             accept_script: redis::Script::new(ACCEPT_LUA),
             claim_script: redis::Script::new(CLAIM_LUA),
             record_attempt_script: redis::Script::new(RECORD_ATTEMPT_LUA),
@@ -169,7 +202,7 @@ impl Queue {
     }
 
     /// The command connection, for the other Redis users of the service.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -178,8 +211,8 @@ impl Queue {
         let mut conn = self.conn.clone();
         let queued: i64 = self
             .accept_script
-            .key(ACCEPTED)
-            .key(QUEUE)
+            .key(self.names.accepted)
+            .key(self.names.queue)
             .arg(correlation_id)
             .arg(cents)
             .invoke_async(&mut conn)
@@ -192,7 +225,7 @@ impl Queue {
         let mut conn = self.blocking.clone();
         let raw: Option<String> = conn
             .blmove(
-                QUEUE,
+                self.names.queue,
                 &self.processing,
                 redis::Direction::Right,
                 redis::Direction::Left,
@@ -222,8 +255,8 @@ impl Queue {
         let token: Option<u64> = self
             .claim_script
             .key(&self.processing)
-            .key(FENCE)
-            .key(OWNER)
+            .key(self.names.fence)
+            .key(self.names.owner)
             .arg(&job.raw)
             .arg(&job.correlation_id)
             .invoke_async(&mut conn)
@@ -237,8 +270,8 @@ impl Queue {
         let mut conn = self.conn.clone();
         self.finish_script
             .key(&self.processing)
-            .key(OWNER)
-            .key(ATTEMPT)
+            .key(self.names.owner)
+            .key(self.names.attempt)
             .arg(&job.raw)
             .arg(&job.correlation_id)
             .arg(token.0)
@@ -249,7 +282,7 @@ impl Queue {
     /// The last recorded attempt for a payment, if any.
     pub async fn attempt(&self, correlation_id: &str) -> redis::RedisResult<Option<Attempt>> {
         let mut conn = self.conn.clone();
-        let text: Option<String> = conn.hget(ATTEMPT, correlation_id).await?;
+        let text: Option<String> = conn.hget(self.names.attempt, correlation_id).await?;
         Ok(text.as_deref().and_then(Attempt::decode))
     }
 
@@ -264,8 +297,8 @@ impl Queue {
         let mut conn = self.conn.clone();
         let recorded: i64 = self
             .record_attempt_script
-            .key(OWNER)
-            .key(ATTEMPT)
+            .key(self.names.owner)
+            .key(self.names.attempt)
             .arg(correlation_id)
             .arg(token.0)
             .arg(attempt.encode())
@@ -278,7 +311,7 @@ impl Queue {
     /// first). Call after a first [`Queue::heartbeat`].
     pub async fn recover(&self) -> redis::RedisResult<u64> {
         let mut conn = self.conn.clone();
-        move_all(&mut conn, &self.processing).await
+        move_all(&mut conn, &self.processing, self.names.queue).await
     }
 
     /// Says this instance is alive for `ttl` more, and (re)registers its list so purges
@@ -288,7 +321,7 @@ impl Queue {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         redis::pipe()
             .pset_ex(&self.alive, 1, ms)
-            .sadd(INSTANCES, &self.processing)
+            .sadd(self.names.instances, &self.processing)
             .query_async(&mut conn)
             .await
     }
@@ -297,18 +330,20 @@ impl Queue {
     /// how many. (An instance that comes back later finds its list empty: nothing lost.)
     pub async fn reclaim_orphans(&self) -> redis::RedisResult<u64> {
         let mut conn = self.conn.clone();
-        let lists: Vec<String> = conn.smembers(INSTANCES).await?;
+        let lists: Vec<String> = conn.smembers(self.names.instances).await?;
         let mut moved = 0;
         for list in lists.iter().filter(|l| **l != self.processing) {
-            let Some(instance) = list.strip_prefix(PROCESSING_PREFIX) else {
+            let Some(instance) = list.strip_prefix(self.names.processing_prefix) else {
                 continue;
             };
-            let alive: bool = conn.exists(format!("{ALIVE_PREFIX}{instance}")).await?;
+            let alive: bool = conn
+                .exists(format!("{}{instance}", self.names.alive_prefix))
+                .await?;
             if alive {
                 continue;
             }
-            let n = move_all(&mut conn, list).await?;
-            conn.srem::<_, _, ()>(INSTANCES, list).await?;
+            let n = move_all(&mut conn, list, self.names.queue).await?;
+            conn.srem::<_, _, ()>(self.names.instances, list).await?;
             if n > 0 {
                 tracing::warn!(
                     instance,
@@ -324,13 +359,13 @@ impl Queue {
     /// Forgets every accepted, queued and in-progress payment.
     pub async fn purge(&self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
-        let lists: Vec<String> = conn.smembers(INSTANCES).await?;
+        let lists: Vec<String> = conn.smembers(self.names.instances).await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .del(ACCEPTED)
-            .del(QUEUE)
-            .del(ATTEMPT)
-            .del(OWNER);
+            .del(self.names.accepted)
+            .del(self.names.queue)
+            .del(self.names.attempt)
+            .del(self.names.owner);
         for list in &lists {
             pipe.del(list);
         }
@@ -340,9 +375,9 @@ impl Queue {
     /// Accepted / queued / processing counts.
     pub async fn stats(&self) -> redis::RedisResult<QueueStats> {
         let mut conn = self.conn.clone();
-        let lists: Vec<String> = conn.smembers(INSTANCES).await?;
+        let lists: Vec<String> = conn.smembers(self.names.instances).await?;
         let mut pipe = redis::pipe();
-        pipe.hlen(ACCEPTED).llen(QUEUE);
+        pipe.hlen(self.names.accepted).llen(self.names.queue);
         for list in &lists {
             pipe.llen(list);
         }
@@ -357,13 +392,13 @@ impl Queue {
 
 /// Moves every entry of `list` to the taking end of the queue, one atomic move at a time
 /// (safe while another instance does the same).
-async fn move_all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult<u64> {
+async fn move_all(conn: &mut Conn, list: &str, queue: &str) -> redis::RedisResult<u64> {
     let mut moved = 0;
     loop {
         let item: Option<String> = conn
             .lmove(
                 list,
-                QUEUE,
+                queue,
                 redis::Direction::Right,
                 redis::Direction::Right,
             )
