@@ -2,8 +2,8 @@
 # Checks the deployment files with real validators (no container runtime works on these
 # machines, so nothing here is run): the compose file against the Compose Specification
 # schema (check-jsonschema), the Kubernetes manifests against the Kubernetes schemas
-# (kubernetes-validate, strict), and that the Dockerfile and `make up` build with the one
-# shared script.
+# (kubernetes-validate, strict), the Dockerfile (hadolint), and that the Dockerfile and
+# `make up` build with the one shared script.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -22,6 +22,9 @@ for f in $(awk '/^configMapGenerator:/ {on = 1} on && /^      - / {print $2}' do
   [ -f "docker/k8s/$f" ] || { echo "check-deploy: configMapGenerator file docker/k8s/$f is missing" >&2; exit 1; }
 done
 
+# The Dockerfile against hadolint's rules (docker/.hadolint.yaml says what is ignored, why).
+hadolint --config docker/.hadolint.yaml docker/Dockerfile
+
 # One build command: the image's and make up's.
 grep -q '^RUN scripts/build-release.sh' docker/Dockerfile \
   || { echo "check-deploy: docker/Dockerfile does not build with scripts/build-release.sh" >&2; exit 1; }
@@ -36,4 +39,4 @@ for bin in $(awk -F'[()]' '/^BINARIES=/ {print $2}' scripts/build-release.sh); d
   grep -rqs "name = \"$bin\"" --include=Cargo.toml . || [ -f "backend/src/bin/$bin.rs" ] || [ -f "analytics/src/bin/$bin.rs" ] || [ "$bin" = sluice ] \
     || { echo "check-deploy: scripts/build-release.sh names $bin, which the workspace does not build" >&2; exit 1; }
 done
-echo "check-deploy: compose schema, ${#resources[@]} Kubernetes manifests and the shared build script ok"
+echo "check-deploy: compose schema, ${#resources[@]} Kubernetes manifests, the Dockerfile (hadolint) and the shared build script ok"

