@@ -37,7 +37,7 @@ impl Metrics {
         // The process-wide registry: `/metrics` shows these next to the process, HTTP and
         // database metrics of every service.
         let registry = crate::service_metrics::registry().clone();
-        Self {
+        let m = Self {
             accepted: counter(
                 &registry,
                 "payments_accepted_total",
@@ -67,6 +67,18 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("metric payments_taken_over_total: {e}"));
                 c
             },
+        };
+        // Every label value starts at 0, so a rate over them reads 0 before the first
+        // payment instead of "no data" (dashboards, alerts).
+        for result in ["new", "duplicate", "unavailable"] {
+            m.accepted.with_label_values(&[result]);
         }
+        for processor in ["default", "fallback"] {
+            m.paid.with_label_values(&[processor]);
+            for outcome in ["paid", "already_paid", "not_paid", "unknown", "refused"] {
+                m.processor_calls.with_label_values(&[processor, outcome]);
+            }
+        }
+        m
     }
 }
