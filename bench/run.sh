@@ -84,9 +84,10 @@ KEY=$(curl -fsS -X POST http://127.0.0.1:9901/admin/keys -H "Authorization: Bear
 # A second sluice with the stack's config minus `kafka:`, for the Kafka on/off row.
 NK="$RUN/bench-nokafka"
 mkdir -p "$NK"
-awk '/^kafka:/ {skip = 1; next} skip && /^[^ #]/ {skip = 0} !skip' conf/sluice.yaml |
-  sed -e 's/127.0.0.1:9999/127.0.0.1:19997/' -e 's/127.0.0.1:9901/127.0.0.1:19907/' >"$NK/sluice.yaml"
-"$BIN/sluice" --config "$NK/sluice.yaml" --pid-file "$NK/pid" --upgrade-sock "$NK/upgrade.sock" >"$LOGS/bench-nokafka.log" 2>&1 &
+awk '/^kafka:/ {skip = 1; next} skip && /^[^ #]/ {skip = 0} !skip' conf/sluice.yaml >"$NK/sluice.yaml"
+# Its ports come from the environment, as INSTANCES=N make up sets them.
+SLUICE_PORT=19997 SLUICE_ADMIN_PORT=19907 SLUICE_TLS_PORT=19443 \
+  "$BIN/sluice" --config "$NK/sluice.yaml" --pid-file "$NK/pid" --upgrade-sock "$NK/upgrade.sock" >"$LOGS/bench-nokafka.log" 2>&1 &
 NK_PID=$!
 trap 'nginx -c "$NG/nginx.conf" -p "$NG/" -s quit 2>/dev/null || true; kill -INT $NK_PID 2>/dev/null || true' EXIT
 wait_http bench-nokafka "http://127.0.0.1:19907/health" 30

@@ -24,8 +24,8 @@ cleanup() { [ -n "$SPID" ] && kill -INT "$SPID" 2>/dev/null || true; }
 trap cleanup EXIT
 
 # The stack's config without the kafka section, on other ports.
-awk '/^kafka:/ {skip=1; next} /^[a-z]/ {skip=0} !skip' conf/sluice.yaml \
-  | sed -e 's/127.0.0.1:9999/127.0.0.1:19999/' -e 's/127.0.0.1:9901/127.0.0.1:19909/' >"$D/nokafka.yaml"
+# (Its ports come from the environment where it is started: SLUICE_PORT=19999 …)
+awk '/^kafka:/ {skip=1; next} /^[a-z]/ {skip=0} !skip' conf/sluice.yaml >"$D/nokafka.yaml"
 
 run() { # $1 = target name, $2 = base URL
   local s="$D/$1.json"
@@ -45,7 +45,8 @@ for target in $TARGETS; do
     sluice) run sluice http://127.0.0.1:9999 ;;
     direct) run direct http://127.0.0.1:8091 ;;
     sluice-nokafka)
-      "$BIN/sluice" --config "$D/nokafka.yaml" --pid-file "$D/pid" --upgrade-sock "$D/upgrade.sock" \
+      SLUICE_PORT=19999 SLUICE_ADMIN_PORT=19909 SLUICE_TLS_PORT=19444 \
+        "$BIN/sluice" --config "$D/nokafka.yaml" --pid-file "$D/pid" --upgrade-sock "$D/upgrade.sock" \
         >"$LOGS/payments-bench-sluice.log" 2>&1 &
       SPID=$!
       wait_http payments-bench-sluice "http://127.0.0.1:19999/payments-summary" 30
