@@ -75,6 +75,22 @@ pub fn call(s: &Sluice, path: &str, key: &str) -> Response {
 }
 
 /// The value of the first metric line starting with `prefix` (0 when absent).
+/// How long until `check` first holds, polling every 10 ms for at most `limit` (`None`:
+/// it never did). For "another instance enforces it within a second" figures.
+pub fn time_until(
+    limit: std::time::Duration,
+    mut check: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
 /// The value of the series named exactly `series` (`name{labels}`), `None` when sluice
 /// does not export it.
 pub fn series(s: &Sluice, series: &str) -> Option<f64> {
