@@ -109,6 +109,21 @@ where
     }
 }
 
+/// A WebSocket to `path` through `s`'s plain listener, checked with `n` echoes.
+async fn open(
+    s: &Sluice,
+    path: &str,
+    n: usize,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let url = format!("ws://{}{path}", s.proxy);
+    let (mut ws, response) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("a WebSocket through sluice");
+    assert_eq!(response.status().as_u16(), 101);
+    exchange(&mut ws, n).await;
+    ws
+}
+
 fn requests(s: &Sluice, route: &str, status: u16) -> f64 {
     common::series(
         s,
@@ -130,12 +145,7 @@ fn a_thousand_messages_echo_through_sluice_over_http_and_over_tls() {
     );
     let rt = runtime();
     rt.block_on(async {
-        let url = format!("ws://{}/ws/echo", s.proxy);
-        let (mut ws, response) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("a WebSocket through sluice");
-        assert_eq!(response.status().as_u16(), 101);
-        exchange(&mut ws, 1000).await;
+        let mut ws = open(&s, "/ws/echo", 1000).await;
         ws.close(None).await.expect("close");
 
         let pem = std::fs::read(ca.ca_pem()).expect("ca");
@@ -184,11 +194,7 @@ fn a_silent_websocket_is_closed_after_its_idle_timeout() {
     let s = Sluice::start(&config(echo_server(), None));
     let rt = runtime();
     rt.block_on(async {
-        let url = format!("ws://{}/quiet/echo", s.proxy);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect");
-        exchange(&mut ws, 3).await;
+        let mut ws = open(&s, "/quiet/echo", 3).await;
         let silent = Instant::now();
         // Nothing is sent: the route's 1 s idle timeout ends the connection.
         let end = tokio::time::timeout(Duration::from_secs(10), async {
@@ -215,11 +221,7 @@ fn an_open_websocket_keeps_working_through_the_grace_period_of_a_stop() {
     let mut s = Sluice::start(&config(echo_server(), None));
     let rt = runtime();
     rt.block_on(async {
-        let url = format!("ws://{}/ws/echo", s.proxy);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect");
-        exchange(&mut ws, 10).await;
+        let mut ws = open(&s, "/ws/echo", 10).await;
         s.process.signal("TERM");
         // Within the 3 s grace period the socket carries on.
         let until = Instant::now() + Duration::from_millis(1500);
@@ -243,11 +245,7 @@ fn an_open_websocket_keeps_working_through_a_reload() {
     let s = Sluice::start(&config(echo_server(), None));
     let rt = runtime();
     rt.block_on(async {
-        let url = format!("ws://{}/ws/echo", s.proxy);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect");
-        exchange(&mut ws, 10).await;
+        let mut ws = open(&s, "/ws/echo", 10).await;
         // A reload that changes the routes: the open socket keeps its connection.
         let path = s.config_path();
         let text = std::fs::read_to_string(&path).expect("config");
