@@ -28,12 +28,24 @@ pub const ADMIN_TOKEN_SHA256: &str =
 /// The `Authorization` header carrying [`ADMIN_TOKEN`].
 pub const ADMIN_AUTH: (&str, &str) = ("Authorization", "Bearer test-admin-token");
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, and that no other caller in this
+/// process was given. The kernel may hand a just-released port out again, and the tests
+/// of one binary run in parallel: two servers given the same port would each find the
+/// other (seen: a WebSocket test's socket reset because it had reached another test's
+/// sluice, which that test then stopped).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("binding an ephemeral port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Path of a binary built by this workspace (`sluice`, `todo`, ...), found next to the
