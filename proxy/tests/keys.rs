@@ -211,7 +211,10 @@ fn a_key_lives_its_whole_life_through_the_admin_api() {
 #[test]
 fn a_revoke_on_one_instance_is_enforced_by_another_within_a_second() {
     let (redis, up) = (Redis::start(), FakeUpstream::start("up"));
-    let config = keyed_config(&redis.url(), &up.addr.to_string(), "local");
+    // The test is about propagation: a first lookup slowed past 20 ms on a loaded box
+    // must not count as an outage (it did once in a clean clone's run: 503).
+    let config = keyed_config(&redis.url(), &up.addr.to_string(), "local")
+        .replace("timeout_ms: 20", "timeout_ms: 250");
     let (a, b) = (Sluice::start(&config), Sluice::start(&config));
     let (id, key) = create_key(&a, "free");
     // B has the key cached as active.
