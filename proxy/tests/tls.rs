@@ -84,6 +84,16 @@ fn curl(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `"<status> <http version>"` of a GET of `url` with curl's `args`; the transfer must
+/// succeed.
+fn status_and_version(args: &[&str], url: &str) -> String {
+    let mut all = args.to_vec();
+    all.extend(["-o", "/dev/null", "-w", "%{http_code} %{http_version}", url]);
+    let (ok, out, err) = curl(&all);
+    assert!(ok, "curl {args:?} {url} failed: {err}");
+    out
+}
+
 /// What `openssl s_client` reports for a handshake: (its text, the served serial).
 fn handshake(port: u16, extra: &[&str]) -> (String, Option<String>) {
     let out = Command::new("openssl")
@@ -134,30 +144,16 @@ fn https_speaks_tls_1_3_and_1_2_with_h2_by_alpn_and_refuses_tls_1_1() {
     let ca = t.ca.ca_pem();
     let ca = ca.to_str().expect("path");
     let url = format!("https://localhost:{}/hello", t.tls_port);
-    let (ok, out, err) = curl(&[
-        "--cacert",
-        ca,
-        "--http2",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{http_version}",
-        &url,
-    ]);
-    assert!(ok, "curl over TLS failed: {err}");
-    assert_eq!(out, "200 2", "h2 chosen by ALPN");
-    let (ok, out, err) = curl(&[
-        "--cacert",
-        ca,
-        "--http1.1",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{http_version}",
-        &url,
-    ]);
-    assert!(ok, "{err}");
-    assert_eq!(out, "200 1.1", "http/1.1 still offered");
+    assert_eq!(
+        status_and_version(&["--cacert", ca, "--http2"], &url),
+        "200 2",
+        "h2 chosen by ALPN"
+    );
+    assert_eq!(
+        status_and_version(&["--cacert", ca, "--http1.1"], &url),
+        "200 1.1",
+        "http/1.1 still offered"
+    );
 
     let (text, _) = handshake(t.tls_port, &["-servername", "localhost", "-brief"]);
     assert!(text.contains("Protocol version: TLSv1.3"), "{text}");
@@ -332,25 +328,15 @@ fn plain_requests_to_a_secure_route_are_redirected_and_tls_responses_carry_hsts(
 fn the_plain_listener_speaks_h2c_with_prior_knowledge() {
     let t = start();
     let url = format!("http://{}/x", t.s.proxy);
-    let (ok, out, err) = curl(&[
-        "--http2-prior-knowledge",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{http_version}",
-        &url,
-    ]);
-    assert!(ok, "{err}");
-    assert_eq!(out, "200 2");
-    let (ok, out, err) = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{http_version}",
-        &url,
-    ]);
-    assert!(ok, "{err}");
-    assert_eq!(out, "200 1.1", "HTTP/1.1 on the same listener");
+    assert_eq!(
+        status_and_version(&["--http2-prior-knowledge"], &url),
+        "200 2"
+    );
+    assert_eq!(
+        status_and_version(&[], &url),
+        "200 1.1",
+        "HTTP/1.1 on the same listener"
+    );
 }
 
 /// `sluice --test` on a config whose one certificate entry is `entry`.
