@@ -261,7 +261,8 @@ async fn timeseries(
         }
     };
     let route = q.get("route").map(String::as_str);
-    let rows = rows(&s.pool, from, to, route, None).await?;
+    let key = q.get("key").map(String::as_str);
+    let rows = rows(&s.pool, from, to, route, key).await?;
     let mut points: BTreeMap<i64, Counts> = BTreeMap::new();
     for r in &rows {
         let t = r.minute.timestamp();
@@ -281,7 +282,7 @@ async fn timeseries(
         })
         .collect();
     Ok(Json(
-        json!({"from": from, "to": to, "step": step, "route": route, "points": points}),
+        json!({"from": from, "to": to, "step": step, "route": route, "key": key, "points": points}),
     ))
 }
 

@@ -186,14 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     server.add_service(background_service(
         "admin",
-        AdminService::new(
-            admin_listen,
-            AdminState {
-                snapshot,
-                reloader,
-                services,
-            },
-        ),
+        AdminService::new(admin_listen, AdminState::new(snapshot, reloader, services)),
     ));
     let https = tls.as_ref().map(|t| t.listen.to_string());
     tracing::info!(%listen, %admin_listen, https = https.as_deref().unwrap_or("off"), "sluice starting");

@@ -251,3 +251,20 @@ pub(super) async fn rotate(State(state): State<AdminState>, Path(id): Path<Strin
     };
     answer(run.await)
 }
+
+/// `GET /admin/tiers`: the tiers a key can take, with their limits.
+pub(super) async fn tiers(State(state): State<AdminState>) -> Json<Value> {
+    let snapshot = state.snapshot.load();
+    let tiers: Map<String, Value> = snapshot
+        .config
+        .tiers
+        .iter()
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                json!({ "rate_per_s": t.rate_per_s, "burst": t.burst }),
+            )
+        })
+        .collect();
+    Json(json!({ "tiers": tiers }))
+}

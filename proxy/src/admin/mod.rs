@@ -1,6 +1,7 @@
-//! The admin listener (loopback by default): `/health` and `/metrics` (open), and the
-//! admin API behind the bearer admin token: `/admin/upstreams`, `/admin/config`,
-//! `POST /admin/reload`, `/admin/keys`.
+//! The admin listener (loopback by default): `/health` and `/metrics` (open), the
+//! admin API behind the admin token (a bearer token, or the dashboard's session):
+//! `/admin/upstreams`, `/admin/stats`, `/admin/usage/*`, `/admin/config`,
+//! `POST /admin/reload`, `/admin/keys`; and the dashboard at `/ui/`.
 //!
 //! An axum app served from a Pingora background service, so it starts after Pingora has
 //! daemonized and stops with the server. The socket uses SO_REUSEPORT so that during a
@@ -9,7 +10,12 @@
 mod auth;
 mod config_view;
 mod keys;
+mod live;
+mod session;
 mod state;
+pub mod traffic;
+mod ui;
+mod usage;
 
 use state::error_response;
 pub use state::AdminState;
@@ -33,7 +39,9 @@ use tracing::{error, info};
 /// The admin HTTP app.
 pub fn app(state: AdminState) -> Router {
     let admin = Router::new()
-        .route("/admin/upstreams", get(upstreams))
+        .route("/admin/upstreams", get(live::upstreams))
+        .route("/admin/stats", get(live::stats))
+        .route("/admin/usage/{*path}", get(usage::read))
         .route("/admin/config", get(config_view::show))
         .route("/admin/reload", post(reload))
         .route("/admin/keys", post(keys::create).get(keys::list))
@@ -42,6 +50,7 @@ pub fn app(state: AdminState) -> Router {
             get(keys::get).patch(keys::patch).delete(keys::revoke),
         )
         .route("/admin/keys/{id}/rotate", post(keys::rotate))
+        .route("/admin/tiers", get(keys::tiers))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -50,6 +59,7 @@ pub fn app(state: AdminState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(prometheus))
         .merge(admin)
+        .merge(ui::routes())
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -73,25 +83,6 @@ async fn prometheus() -> impl IntoResponse {
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics().render(),
     )
-}
-
-async fn upstreams(State(state): State<AdminState>) -> Json<Value> {
-    let snapshot = state.snapshot.load();
-    let groups: serde_json::Map<String, Value> = snapshot
-        .upstreams
-        .iter()
-        .map(|(name, group)| {
-            let peers: Vec<Value> = group
-                .peer_health()
-                .into_iter()
-                .map(|(addr, healthy, breaker)| {
-                    json!({ "peer": addr.to_string(), "healthy": healthy, "breaker": breaker.as_str() })
-                })
-                .collect();
-            (name.clone(), json!({ "peers": peers }))
-        })
-        .collect();
-    Json(json!({ "generation": snapshot.generation, "upstreams": groups }))
 }
 
 async fn reload(State(state): State<AdminState>) -> Response {
@@ -181,6 +172,9 @@ impl BackgroundService for AdminService {
             }
         };
         info!(addr = %self.addr, "admin listener up");
+        let traffic = self.state.traffic.clone();
+        let sampler_shutdown = shutdown.clone();
+        tokio::spawn(async move { traffic.run(sampler_shutdown).await });
         let served = axum::serve(listener, app(self.state.clone()))
             .with_graceful_shutdown(async move {
                 let _ = shutdown.changed().await;

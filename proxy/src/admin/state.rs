@@ -1,5 +1,7 @@
 //! What the admin handlers share: the state they are given and the JSON error they answer.
 
+use super::session::Sessions;
+use super::traffic::TrafficHistory;
 use crate::reload::Reloader;
 use crate::services::Services;
 use crate::snapshot::SharedSnapshot;
@@ -18,6 +20,30 @@ pub struct AdminState {
     pub reloader: Arc<Reloader>,
     /// Key store and friends.
     pub services: Arc<Services>,
+    /// Dashboard sign-ins.
+    pub sessions: Arc<Sessions>,
+    /// The last minutes of request counters, for the dashboard.
+    pub traffic: Arc<TrafficHistory>,
+    /// Client for the analytics API (the dashboard's usage page).
+    pub http: reqwest::Client,
+}
+
+impl AdminState {
+    /// The state of a fresh admin listener: no sessions, no traffic history yet.
+    pub fn new(snapshot: SharedSnapshot, reloader: Arc<Reloader>, services: Arc<Services>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self {
+            snapshot,
+            reloader,
+            services,
+            sessions: Arc::default(),
+            traffic: Arc::default(),
+            http,
+        }
+    }
 }
 
 /// An admin API error: small to pass around, turned into a JSON response at the end.

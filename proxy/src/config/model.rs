@@ -97,6 +97,10 @@ pub struct RedisConfig {
 pub struct AdminConfig {
     /// SHA-256 of the admin bearer token; `None` disables the admin API.
     pub token_sha256: Option<[u8; 32]>,
+    /// How long a dashboard session lasts after sign-in.
+    pub session_ttl: Duration,
+    /// The analytics service's base URL, without a trailing `/`.
+    pub analytics_url: Option<String>,
 }
 
 /// A rate tier.

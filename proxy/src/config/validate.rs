@@ -373,7 +373,30 @@ fn admin(raw: &RawAdmin, errors: &mut Scope<'_, '_>) -> AdminConfig {
             }
         }
     };
-    AdminConfig { token_sha256 }
+    if !(60..=7 * 24 * 3600).contains(&raw.session_ttl_s) {
+        errors.push("session_ttl_s", "must be between 60 and 604800 (a week)");
+    }
+    let analytics_url = raw
+        .analytics_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    if let Some(url) = analytics_url {
+        let ok = reqwest::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        });
+        if !ok {
+            errors.push(
+                "analytics_url",
+                "must be an http:// or https:// URL, e.g. http://127.0.0.1:8100",
+            );
+        }
+    }
+    AdminConfig {
+        token_sha256,
+        session_ttl: Duration::from_secs(raw.session_ttl_s),
+        analytics_url: analytics_url.map(|u| u.trim_end_matches('/').to_string()),
+    }
 }
 
 /// The tiers every install starts with.

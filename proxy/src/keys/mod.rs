@@ -95,8 +95,8 @@ pub fn hash_key(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// Fresh random bytes as hex.
-fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+/// Fresh random bytes (from the OS) as hex.
+pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)?;
     Ok(hex::encode(buf))
