@@ -14,6 +14,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The dashboard's browser tests: Debian's Chromium, driven by playwright-core from npm.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # Prometheus (and promtool, which checks the monitoring files in `make test`).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-postgres-exporter >/dev/null 2>&1 || need+=(prometheus-postgres-exporter)

@@ -4,6 +4,9 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 "$ROOT/scripts/install-deps.sh"
+# The dashboard's npm packages (playwright-core for its browser tests), and a check that
+# the vendored chart library is the one dashboard/package-lock.json names.
+"$ROOT/scripts/ui-vendor.sh" --check
 # Integration tests start the workspace's binaries; build them first.
 cargo build --locked --workspace --bins
 cargo test --locked --workspace

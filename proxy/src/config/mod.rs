@@ -159,6 +159,28 @@ routes:
     }
 
     #[test]
+    fn the_dashboard_settings_are_checked() {
+        let text = format!("{GOOD}admin:\n  session_ttl_s: 5\n  analytics_url: ftp://x\n");
+        assert_eq!(
+            errors(&text),
+            vec![
+                "t.yaml:14: admin.session_ttl_s: must be between 60 and 604800 (a week)",
+                "t.yaml:15: admin.analytics_url: must be an http:// or https:// URL, e.g. http://127.0.0.1:8100",
+            ]
+        );
+        let text = format!("{GOOD}admin:\n  analytics_url: http://127.0.0.1:8100/\n");
+        let config = parse(Path::new("t.yaml"), &text).expect("valid");
+        assert_eq!(
+            config.admin.analytics_url.as_deref(),
+            Some("http://127.0.0.1:8100")
+        );
+        assert_eq!(
+            config.admin.session_ttl,
+            std::time::Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
     fn a_good_file_loads() {
         let config = parse(Path::new("t.yaml"), GOOD).expect("valid");
         assert_eq!(config.routes.len(), 2);

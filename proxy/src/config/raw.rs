@@ -114,7 +114,7 @@ pub struct RawRedis {
 }
 
 /// `admin:` section.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct RawAdmin {
     /// Hex SHA-256 of the admin bearer token; the admin API is disabled when empty.
     #[serde(default)]
@@ -130,6 +130,16 @@ pub struct RawAdmin {
 
 fn default_session_ttl_s() -> u64 {
     3600
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            token_sha256: None,
+            session_ttl_s: default_session_ttl_s(),
+            analytics_url: None,
+        }
+    }
 }
 
 /// One rate tier.
