@@ -29,10 +29,14 @@ export function lineChart(title, names, { unit = '', width = 560, height = 220 }
   build(names);
   return {
     node: box,
-    /** Redraws with new data; `seriesNames` may change (new routes, new tiers). */
-    update(times, columns, seriesNames = names) {
+    /**
+     * Redraws with new data; `seriesNames` may change (new routes, new tiers). `span`
+     * ([from, to], Unix seconds) fixes the time axis, so a few points do not stretch it.
+     */
+    update(times, columns, seriesNames = names, span = null) {
       if (seriesNames.join('\u0000') !== shape) build(seriesNames);
-      plot.setData([times, ...columns]);
+      plot.setData([times, ...columns], !span);
+      if (span) plot.setScale('x', { min: span[0], max: span[1] });
     },
     destroy() { if (plot) plot.destroy(); },
   };

@@ -28,12 +28,14 @@ export function mount(root) {
     message.textContent = '';
     const { points, totals } = r.data;
     const times = points.map((p) => p.t);
+    const now = times.at(-1) ?? Math.floor(Date.now() / 1000);
+    const span = [now - WINDOW_S, now];
     const routes = [...new Set(points.flatMap((p) => Object.keys(p.routes)))].sort();
-    rps.update(times, routes.map((name) => points.map((p) => p.routes[name]?.rps ?? 0)), routes);
-    latency.update(times, [points.map((p) => p.all.p50_ms), points.map((p) => p.all.p99_ms)]);
-    classes.update(times, CLASSES.map((c) => points.map((p) => p.all.status[c])));
+    rps.update(times, routes.map((name) => points.map((p) => p.routes[name]?.rps ?? 0)), routes, span);
+    latency.update(times, [points.map((p) => p.all.p50_ms), points.map((p) => p.all.p99_ms)], undefined, span);
+    classes.update(times, CLASSES.map((c) => points.map((p) => p.all.status[c])), undefined, span);
     const tiers = [...new Set(points.flatMap((p) => Object.keys(p.limited_by_tier)))].sort();
-    limited.update(times, tiers.map((t) => points.map((p) => p.limited_by_tier[t] ?? 0)), tiers);
+    limited.update(times, tiers.map((t) => points.map((p) => p.limited_by_tier[t] ?? 0)), tiers, span);
 
     const seconds = Math.max(1, (times.at(-1) ?? 0) - (times[0] ?? 0) + r.data.interval_s);
     const rows = Object.entries(totals.routes || {}).sort(([a], [b]) => a.localeCompare(b)).map(([name, t]) =>

@@ -50,8 +50,9 @@ export function mount(root) {
     message.textContent = '';
     const points = series.data.points;
     const times = points.map((p) => Date.parse(p.t) / 1000);
-    counts.update(times, ['requests', 'errors', 'limited'].map((f) => points.map((p) => p[f])));
-    latency.update(times, ['p50', 'p95', 'p99'].map((f) => points.map((p) => p.latency_ms[f])));
+    const span = [from, to];
+    counts.update(times, ['requests', 'errors', 'limited'].map((f) => points.map((p) => p[f])), undefined, span);
+    latency.update(times, ['p50', 'p95', 'p99'].map((f) => points.map((p) => p.latency_ms[f])), undefined, span);
     const sum = (f) => points.reduce((n, p) => n + p[f], 0);
     fill(totals, el('p', { id: 'usage-sum' },
       'In this range: ', el('strong', { class: 'requests' }, sum('requests')), ' requests, ',
