@@ -181,6 +181,29 @@ test('the Upstreams page shows each peer with its health and breaker', async () 
   await shot('4-upstreams');
 });
 
+test('rotate shows a new secret once and ends the old one; disable and enable take effect', async () => {
+  await open('keys');
+  await keyRow(key.id).locator('button', { hasText: 'Rotate' }).click();
+  await page.locator('#new-secret', { hasText: 'rotated' }).waitFor();
+  const rotated = (await page.locator('#secret-value').textContent()).trim();
+  assert.match(rotated, /^sk_[0-9a-f]{40}$/);
+  assert.notEqual(rotated, key.secret);
+  await eventually(async () => (await throughSluice(key.secret, 1))[0] === 401, { timeout: 3000, what: 'the old secret refused' });
+  key.secret = rotated;
+  assert.deepEqual(await throughSluice(key.secret, 1), [200]);
+
+  await keyRow(key.id).locator('button', { hasText: 'Disable' }).click();
+  await keyRow(key.id).locator('.badge', { hasText: 'disabled' }).waitFor();
+  await eventually(async () => (await throughSluice(key.secret, 1))[0] === 403, { timeout: 3000, what: '403 while disabled' });
+  await keyRow(key.id).locator('button', { hasText: 'Enable' }).click();
+  await keyRow(key.id).locator('.badge', { hasText: 'active' }).waitFor();
+  await eventually(async () => (await throughSluice(key.secret, 1))[0] === 200, { timeout: 3000, what: '200 once enabled again' });
+  await page.locator('#key-search').fill('no key is called this');
+  assert.equal(await keyRow(key.id).count(), 0, 'search hides keys that do not match');
+  await page.locator('#key-search').fill(key.id.slice(4, 12));
+  await keyRow(key.id).waitFor();
+});
+
 test('an own limit of 2/s set on the page brings 429s', async () => {
   await open('keys');
   await keyRow(key.id).locator('button', { hasText: 'Limits' }).click();
@@ -258,8 +281,12 @@ test('a state-changing call without the CSRF token is refused, from this page an
 });
 
 test('signing out ends the session', async () => {
+  const session = (await context.cookies()).find((c) => c.name === 'sluice_session');
   await page.locator('#sign-out').click();
   await page.locator('#sign-in').waitFor();
+  // Ended on the server, not only forgotten by this browser: the old cookie is refused.
+  const replay = await fetch(`${ADMIN}/admin/keys`, { headers: { cookie: `sluice_session=${session.value}` } });
+  assert.equal(replay.status, 401, 'the signed-out session replayed');
   const status = await page.evaluate(async () => (await fetch('/admin/keys')).status);
   assert.equal(status, 401);
   await page.reload();
