@@ -8,12 +8,12 @@
 //! With no hash configured the admin API is disabled; `/health` and `/metrics` stay open.
 
 use super::session::{cookie, same_secret, COOKIE};
-use super::state::{error_response, AdminState};
+use super::state::{error_response, AdminState, ApiError};
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE as COOKIE_HEADER};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The configured admin token hash, or the 403 that says the admin API is off.
-pub(super) fn configured(state: &AdminState) -> Result<[u8; 32], Response> {
+pub(super) fn configured(state: &AdminState) -> Result<[u8; 32], ApiError> {
     state
         .snapshot
         .load()
@@ -29,7 +29,7 @@ pub(super) fn configured(state: &AdminState) -> Result<[u8; 32], Response> {
         .admin
         .token_sha256
         .ok_or_else(|| {
-            error_response(
+            ApiError::new(
                 StatusCode::FORBIDDEN,
                 "admin_disabled",
                 "the admin API is disabled: set admin.token_sha256 in the config",
@@ -72,7 +72,7 @@ pub(super) async fn require_admin(
 ) -> Response {
     let expected = match configured(&state) {
         Ok(hash) => hash,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     if let Some(token) = bearer(req.headers()) {
         return if token_matches(token, &expected) {

@@ -146,7 +146,7 @@ fn no_store(mut response: Response) -> Response {
 async fn current(State(state): State<AdminState>, headers: HeaderMap) -> Response {
     let expected = match configured(&state) {
         Ok(hash) => hash,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let valid = session_id(&headers).and_then(|id| state.sessions.check(id, &expected));
     let response = match valid {
@@ -168,7 +168,7 @@ async fn sign_in(State(state): State<AdminState>, body: Bytes) -> Response {
 fn sign_in_answer(state: &AdminState, body: &[u8]) -> Response {
     let expected = match configured(state) {
         Ok(hash) => hash,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let token = match serde_json::from_slice::<Value>(body) {
         Ok(v) => v.get("token").and_then(Value::as_str).map(str::to_owned),

@@ -10,6 +10,7 @@ mod error;
 mod lines;
 mod model;
 mod raw;
+mod raw_admin;
 mod raw_edge;
 mod scope;
 mod upstream_proto;
