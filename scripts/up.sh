@@ -124,6 +124,7 @@ sluice is up.
   instances $INSTANCES: proxy 9999..$((9999 + INSTANCES - 1)), admin 9901..$((9901 + INSTANCES - 1)), https 9443..$((9443 + INSTANCES - 1))")
   https    https://localhost:9443     (TLS 1.2/1.3, h2; trust .run/tls/ca.pem: curl --cacert .run/tls/ca.pem)
   admin    http://127.0.0.1:9901      (/health, /metrics; /admin/* with the token in .run/admin-token)
+  dashboard http://127.0.0.1:9901/ui/ (sign in with the token in .run/admin-token)
   todo     http://127.0.0.1:8081  http://127.0.0.1:8082
   demo     http://127.0.0.1:8201  http://127.0.0.1:8202   (controllable test upstreams; /demo/hedged, /demo/plain)
   payments http://127.0.0.1:8091  http://127.0.0.1:8092   (behind /payments, /payments-summary, /purge-payments)
