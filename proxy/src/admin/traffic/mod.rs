@@ -167,6 +167,15 @@ pub fn quantile_ms(d: &RouteCounts, q: f64) -> Option<f64> {
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// `{"1xx": …, "5xx": …}` from the counts per status class, each passed through `value`.
+fn by_class(d: &RouteCounts, value: impl Fn(u64) -> Value) -> Map<String, Value> {
+    CLASSES
+        .iter()
+        .zip(d.by_class)
+        .map(|(c, n)| ((*c).to_string(), value(n)))
+        .collect()
+}
+
 fn route_json(d: &RouteCounts, seconds: f64) -> Value {
     let per_s = |n: u64| {
         if seconds > 0.0 {
@@ -175,11 +184,7 @@ fn route_json(d: &RouteCounts, seconds: f64) -> Value {
             0.0
         }
     };
-    let status: Map<String, Value> = CLASSES
-        .iter()
-        .zip(d.by_class)
-        .map(|(c, n)| ((*c).to_string(), json!(per_s(n))))
-        .collect();
+    let status = by_class(d, |n| json!(per_s(n)));
     let requests: u64 = d.by_class.iter().sum();
     json!({
         "rps": per_s(requests),
@@ -241,11 +246,7 @@ fn totals(a: &Sample, b: &Sample) -> Value {
     let routes: Map<String, Value> = routes
         .iter()
         .map(|(name, d)| {
-            let status: Map<String, Value> = CLASSES
-                .iter()
-                .zip(d.by_class)
-                .map(|(c, n)| ((*c).to_string(), json!(n)))
-                .collect();
+            let status = by_class(d, |n| json!(n));
             let value = json!({
                 "requests": d.by_class.iter().sum::<u64>(),
                 "status": status,
