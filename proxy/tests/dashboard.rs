@@ -77,9 +77,16 @@ fn the_dashboard_in_chromium() {
             break status;
         }
         if started.elapsed() > SUITE_TIMEOUT {
+            // Playwright starts Chromium in a process group of its own: stop the browser
+            // processes by PID first, while they are still node's descendants.
+            for pid in descendants(child.id()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the browser suite ran past {SUITE_TIMEOUT:?}; killed it");
+            panic!("the browser suite ran past {SUITE_TIMEOUT:?}; stopped it and its browser");
         }
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -89,4 +96,33 @@ fn the_dashboard_in_chromium() {
         out.display(),
         s.process.output()
     );
+}
+
+/// Every process below `pid` (children, their children, ...), from `ps`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let table = Command::new("ps")
+        .args(["-eo", "pid=,ppid="])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let pairs: Vec<(u32, u32)> = table
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace().map(str::parse::<u32>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while let Some(&parent) = found.get(i) {
+        found.extend(
+            pairs
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
