@@ -176,18 +176,20 @@ fn by_class(d: &RouteCounts, value: impl Fn(u64) -> Value) -> Map<String, Value>
         .collect()
 }
 
+/// `n` events over `seconds` as a rate (0 over no time: two readings in one millisecond).
+fn per_s(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
 fn route_json(d: &RouteCounts, seconds: f64) -> Value {
-    let per_s = |n: u64| {
-        if seconds > 0.0 {
-            n as f64 / seconds
-        } else {
-            0.0
-        }
-    };
-    let status = by_class(d, |n| json!(per_s(n)));
+    let status = by_class(d, |n| json!(per_s(n, seconds)));
     let requests: u64 = d.by_class.iter().sum();
     json!({
-        "rps": per_s(requests),
+        "rps": per_s(requests, seconds),
         "p50_ms": quantile_ms(d, 0.5),
         "p99_ms": quantile_ms(d, 0.99),
         "status": status,
@@ -224,14 +226,7 @@ fn point(a: &Sample, b: &Sample) -> Value {
         .map(|(name, d)| (name.clone(), route_json(d, seconds)))
         .collect();
     let limited: Map<String, Value> = limited_delta(a, b)
-        .map(|(tier, d)| {
-            let rate = if seconds > 0.0 {
-                d as f64 / seconds
-            } else {
-                0.0
-            };
-            (tier, json!(rate))
-        })
+        .map(|(tier, d)| (tier, json!(per_s(d, seconds))))
         .collect();
     json!({
         "t": b.at_ms / 1000,
