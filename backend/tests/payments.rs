@@ -435,3 +435,64 @@ fn on_a_redis_cluster_payments_are_paid_once_through_a_crash_and_a_takeover() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(stack.summary(""), [(0, 0.0), (0, 0.0)]);
 }
+
+#[test]
+fn a_processor_slower_than_the_call_timeout_agrees_with_the_summary_at_every_check() {
+    // The default answers after 1.2 s: longer than the instances' 500 ms call timeout, but
+    // inside the 1.5 s the contest's checks look back. Once its service-health has told
+    // the instances, a call waits that long plus the timeout, so each payment is in the
+    // ledger as soon as the default holds it. (Before, a call gave up at 500 ms; its retry
+    // was answered "already paid" at ~1.75 s, and checks in between saw the default hold
+    // payments the summary did not.) `--slow-after-ms` keeps the default the choice.
+    let stack = Stack::start(&["--processor-timeout-ms", "500", "--slow-after-ms", "5000"]);
+    stack.default.set_delay(1200);
+    let polled = stack.default.health_stats().0;
+    assert!(
+        sluice_testkit::eventually(Duration::from_secs(8), || stack
+            .default
+            .health_stats()
+            .0
+            > polled),
+        "the instances never polled the default's service-health"
+    );
+    let total = 150;
+    let (mut checks, mut inconsistent, mut seen) = (0, Vec::new(), 0);
+    std::thread::scope(|scope| {
+        let proxy = stack.proxy();
+        let poster = scope.spawn(move || {
+            for _ in 0..total {
+                let status = post(proxy, &uuid::Uuid::new_v4().to_string(), "19.90");
+                assert!((200..300).contains(&status), "POST /payments answered {status}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let until = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < until {
+            let now = chrono::Utc::now();
+            let at = |ago_ms: i64| {
+                sluice_backend::rinha::format_instant(now - chrono::Duration::milliseconds(ago_ms))
+            };
+            let query = format!("?from={}&to={}", at(15_000), at(1_500));
+            let ours = stack.summary(&query);
+            let theirs = [stack.default.summary(&query), stack.fallback.summary(&query)];
+            checks += 1;
+            seen = seen.max(theirs[0].0 + theirs[1].0);
+            if ours[0].0 + ours[1].0 != theirs[0].0 + theirs[1].0 {
+                inconsistent.push(format!("{query}: ours {ours:?}, the processors' {theirs:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        poster.join().expect("poster");
+    });
+    assert!(seen >= 50, "the checks saw only {seen} payments: the test checked too little");
+    assert!(
+        inconsistent.is_empty(),
+        "{} of {checks} checks disagreed, first: {}",
+        inconsistent.len(),
+        inconsistent[0]
+    );
+    stack.wait_settled(total);
+    assert_eq!(stack.default.summary("").0, total, "the default paid them all");
+    stack.assert_consistent("");
+    stack.assert_health_limit();
+}

@@ -79,8 +79,9 @@ pub struct ProcessorClient {
 }
 
 impl ProcessorClient {
-    /// Calls to `default_url` / `fallback_url` (no trailing slash), payments bounded by
-    /// `timeout`.
+    /// Calls to `default_url` / `fallback_url` (no trailing slash); `timeout` bounds
+    /// lookups, and is what a payment call may take beyond the processor's reported
+    /// response time (the caller bounds those, see [`Self::timeout`]).
     pub fn new(default_url: &str, fallback_url: &str, timeout: Duration) -> reqwest::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
@@ -96,6 +97,11 @@ impl ProcessorClient {
         })
     }
 
+    /// The call timeout given to [`Self::new`].
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     fn url(&self, which: Which, path: &str) -> String {
         let base = match which {
             Which::Default => &self.default_url,
@@ -104,7 +110,8 @@ impl ProcessorClient {
         format!("{base}{path}")
     }
 
-    /// Sends one payment.
+    /// Sends one payment. Not bounded here: the caller drops the future when it stops
+    /// waiting (its outcome is then unknown).
     pub async fn pay(
         &self,
         which: Which,
@@ -120,7 +127,6 @@ impl ProcessorClient {
         let sent = self
             .http
             .post(self.url(which, "/payments"))
-            .timeout(self.timeout)
             .json(&body)
             .send()
             .await;

@@ -200,7 +200,7 @@ impl Workers {
             }
             let requested_at = instant(requested_at_ms);
             let sent = Instant::now();
-            let outcome = self.client.pay(which, id, job.cents, requested_at).await;
+            let outcome = self.call(which, id, job.cents, requested_at).await;
             metrics()
                 .processor_calls
                 .with_label_values(&[which.name(), outcome.name()])
@@ -233,6 +233,48 @@ impl Workers {
                 }
             }
             tokio::time::sleep(BACKOFF).await;
+        }
+    }
+
+    /// One payment call. It waits the processor's reported response time plus the call
+    /// timeout, read again when that passes (a health answer may have come in meanwhile):
+    /// giving up on a call that is merely slow leaves a payment the processor will hold
+    /// and the ledger cannot show until it is looked up. A call still waiting at
+    /// `slow_after` marks the processor slow, so new payments go elsewhere at once.
+    async fn call(
+        &self,
+        which: Which,
+        id: &str,
+        cents: i64,
+        requested_at: DateTime<Utc>,
+    ) -> PayOutcome {
+        let sent = Instant::now();
+        let deadline = || sent + self.client.timeout() + self.routing.min_response_time(which);
+        let slow_at = sent + self.routing.slow_after();
+        let mut seen_slow = false;
+        let call = self.client.pay(which, id, cents, requested_at);
+        tokio::pin!(call);
+        loop {
+            let wake = if seen_slow {
+                deadline()
+            } else {
+                deadline().min(slow_at)
+            };
+            tokio::select! {
+                outcome = &mut call => {
+                    self.routing.answered(which, sent.elapsed());
+                    return outcome;
+                }
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+            let now = Instant::now();
+            if !seen_slow && now >= slow_at {
+                self.routing.seen_slow(which);
+                seen_slow = true;
+            }
+            if now >= deadline() {
+                return PayOutcome::Unknown;
+            }
         }
     }
 
