@@ -128,6 +128,18 @@ fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respons
         .into_response()
 }
 
+/// Lowers the calling thread's CPU priority to `nice` (on Linux, niceness is per thread).
+/// Not being able to is logged and otherwise harmless.
+pub fn lower_thread_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    let thread = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(thread), nice) {
+        tracing::warn!(error = %e, nice, "could not lower the thread's priority");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

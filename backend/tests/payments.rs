@@ -448,10 +448,7 @@ fn a_processor_slower_than_the_call_timeout_agrees_with_the_summary_at_every_che
     stack.default.set_delay(1200);
     let polled = stack.default.health_stats().0;
     assert!(
-        sluice_testkit::eventually(Duration::from_secs(8), || stack
-            .default
-            .health_stats()
-            .0
+        sluice_testkit::eventually(Duration::from_secs(8), || stack.default.health_stats().0
             > polled),
         "the instances never polled the default's service-health"
     );
@@ -462,7 +459,10 @@ fn a_processor_slower_than_the_call_timeout_agrees_with_the_summary_at_every_che
         let poster = scope.spawn(move || {
             for _ in 0..total {
                 let status = post(proxy, &uuid::Uuid::new_v4().to_string(), "19.90");
-                assert!((200..300).contains(&status), "POST /payments answered {status}");
+                assert!(
+                    (200..300).contains(&status),
+                    "POST /payments answered {status}"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
@@ -474,17 +474,25 @@ fn a_processor_slower_than_the_call_timeout_agrees_with_the_summary_at_every_che
             };
             let query = format!("?from={}&to={}", at(15_000), at(1_500));
             let ours = stack.summary(&query);
-            let theirs = [stack.default.summary(&query), stack.fallback.summary(&query)];
+            let theirs = [
+                stack.default.summary(&query),
+                stack.fallback.summary(&query),
+            ];
             checks += 1;
             seen = seen.max(theirs[0].0 + theirs[1].0);
             if ours[0].0 + ours[1].0 != theirs[0].0 + theirs[1].0 {
-                inconsistent.push(format!("{query}: ours {ours:?}, the processors' {theirs:?}"));
+                inconsistent.push(format!(
+                    "{query}: ours {ours:?}, the processors' {theirs:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         poster.join().expect("poster");
     });
-    assert!(seen >= 50, "the checks saw only {seen} payments: the test checked too little");
+    assert!(
+        seen >= 50,
+        "the checks saw only {seen} payments: the test checked too little"
+    );
     assert!(
         inconsistent.is_empty(),
         "{} of {checks} checks disagreed, first: {}",
@@ -492,7 +500,11 @@ fn a_processor_slower_than_the_call_timeout_agrees_with_the_summary_at_every_che
         inconsistent[0]
     );
     stack.wait_settled(total);
-    assert_eq!(stack.default.summary("").0, total, "the default paid them all");
+    assert_eq!(
+        stack.default.summary("").0,
+        total,
+        "the default paid them all"
+    );
     stack.assert_consistent("");
     stack.assert_health_limit();
 }

@@ -76,6 +76,11 @@ struct Cli {
     /// Threads of the worker runtime (the HTTP API has its own).
     #[arg(long, default_value_t = 1)]
     worker_threads: usize,
+    /// The worker runtime's threads run at this niceness (0–19; 0 = as the rest): a
+    /// burst of payments to settle, as when a processor comes back after an outage, then
+    /// takes CPU from `POST /payments` last, whose latency clients see.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    worker_nice: i32,
     /// Pool size.
     #[arg(long, default_value_t = 8)]
     max_connections: u32,
@@ -110,9 +115,11 @@ async fn main() -> anyhow::Result<()> {
 
     // The workers get a runtime (and thread) of their own: bursts of processor answers
     // then never queue ahead of POST /payments, whose latency clients see.
+    let worker_nice = cli.worker_nice;
     let background = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.worker_threads)
         .thread_name("payments-worker")
+        .on_thread_start(move || start::lower_thread_priority(worker_nice))
         .enable_all()
         .build()
         .context("starting the worker runtime")?;

@@ -307,7 +307,11 @@ mod tests {
         r.seen_slow(Which::Default);
         assert_eq!(r.choose(), Some(Which::Fallback));
         r.answered(Which::Default, Duration::from_millis(1500));
-        assert_eq!(r.choose(), Some(Which::Fallback), "a slow answer changes nothing");
+        assert_eq!(
+            r.choose(),
+            Some(Which::Fallback),
+            "a slow answer changes nothing"
+        );
         r.answered(Which::Default, Duration::from_millis(20));
         assert_eq!(r.choose(), Some(Which::Default));
         // ...or a fast health report given after it (an older one does not count).
