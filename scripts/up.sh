@@ -7,9 +7,21 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 echo "== installing what is missing"
-"$ROOT/scripts/install-deps.sh"
+SLUICE_KAFKA_DEPS=0 "$ROOT/scripts/install-deps.sh"
+# tansu's one-time build runs beside ours: the final link of a fat-LTO binary is one
+# thread, so the other core would otherwise sit idle for minutes.
+TANSU_INSTALL_PID=""
+if [ "$KAFKA_BROKERS" = "127.0.0.1:$KAFKA_PORT" ]; then
+  "$ROOT/scripts/install-tansu.sh" >"$LOGS/install-tansu.log" 2>&1 &
+  TANSU_INSTALL_PID=$!
+fi
 echo "== building (release)"
 "$ROOT/scripts/build-release.sh"
+if [ -n "$TANSU_INSTALL_PID" ] && ! wait "$TANSU_INSTALL_PID"; then
+  echo "up: installing tansu failed; see $LOGS/install-tansu.log" >&2
+  exit 1
+fi
+TANSU="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
 
 echo "== starting"
 # PostgreSQL: data under .run/pg, owned by the postgres user (initdb refuses root).
