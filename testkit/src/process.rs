@@ -94,8 +94,26 @@ impl Process {
     }
 }
 
+/// Lines of a process's log shown when a test fails while it runs.
+const LOG_TAIL_ON_FAILURE: usize = 80;
+
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+        // A failing test's processes say what they saw: the log lives in a temporary
+        // folder that is about to be removed.
+        if std::thread::panicking() {
+            let output = self.output();
+            let lines: Vec<&str> = output.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_ON_FAILURE)..];
+            eprintln!(
+                "--- last {} lines of {} (pid {}) ---\n{}\n--- end of {} ---",
+                tail.len(),
+                self.name,
+                self.child.id(),
+                tail.join("\n"),
+                self.name
+            );
+        }
     }
 }

@@ -50,7 +50,11 @@ impl Sluice {
             .arg(dir.path().join("upgrade.sock"))
             .arg("--pid-file")
             .arg(dir.path().join("sluice.pid"))
-            .env("RUST_LOG", "info")
+            // SLUICE_TEST_LOG (a RUST_LOG filter) makes every test's sluice say more.
+            .env(
+                "RUST_LOG",
+                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".to_string()),
+            )
             .envs(env.iter().copied());
         let process = Process::spawn("sluice", cmd, &dir.path().join("sluice.log"));
         let s = Self {

@@ -191,9 +191,15 @@ pub fn assert_exact_limit(
         .into_iter()
         .flat_map(|c| c.join().expect("client"))
         .collect();
+    // The limit refills while requests arrive: from the first request sent to the last
+    // one sent. Not to the last answer: a straggler's slow answer after every other client
+    // has stopped adds refill time that no request was there to spend (a 90 ms straggler
+    // is 2 % of the fast tier's 3 s run: the shortfalls CI saw, 2.17-2.31 %, fit that).
     let first = results.iter().map(|r| r.0).min().expect("requests");
-    let last = results.iter().map(|r| r.1).max().expect("requests");
-    let elapsed = last.duration_since(first).as_secs_f64();
+    let last_sent = results.iter().map(|r| r.0).max().expect("requests");
+    let last_answer = results.iter().map(|r| r.1).max().expect("requests");
+    let straggler_ms = last_answer.duration_since(last_sent).as_secs_f64() * 1000.0;
+    let elapsed = last_sent.duration_since(first).as_secs_f64();
     let admitted = results.iter().filter(|r| r.2 == 200).count() as f64;
     let limited: Vec<_> = results.iter().filter(|r| r.2 == 429).collect();
     let others: Vec<(u16, &str)> = results
@@ -224,7 +230,7 @@ pub fn assert_exact_limit(
         })
         .collect();
     eprintln!(
-        "exactness: admitted {admitted}, expected {expected:.1}, error {:.2}%, limited {}",
+        "exactness: admitted {admitted}, expected {expected:.1}, error {:.2}%, limited {}, last answer {straggler_ms:.1} ms after the last request",
         error * 100.0,
         limited.len()
     );
