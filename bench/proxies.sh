@@ -61,7 +61,7 @@ HAP=$(free_port)
 cat >"$DIR/haproxy.cfg" <<CONF
 global
   nbthread 2
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 2s
@@ -267,7 +267,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) p
 declare -A LABEL=(
   [direct]="direct (no proxy)"
   [nginx]="nginx $(nginx -v 2>&1 | sed 's#.*/##') (2 workers)"
-  [haproxy]="HAProxy $(haproxy -v | awk 'NR == 1 {print $3}') (2 threads)"
+  [haproxy]="HAProxy $(haproxy -v | awk 'NR == 1 {print $3}' | sed 's/-.*//') (2 threads)"
   [bare-pingora]="bare Pingora 0.9 proxy (bench/bare-pingora)"
   [sluice]="sluice, plain route"
   [sluice-keyed]="sluice, API key + Redis token bucket"

@@ -39,8 +39,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # tansu, a Kafka-compatible broker from crates.io, for the stack and the end-to-end tests
-# (~9 min to build once; cached in ~/.cargo/bin afterwards). `make up` passes
-# SLUICE_KAFKA_DEPS=0 and builds it alongside its own release build instead.
+# (~9 min to build once; cached in ~/.cargo/bin afterwards). SLUICE_KAFKA_DEPS=0 skips it
+# (`make up` with KAFKA_BROKERS pointing at an existing cluster).
 if [ "${SLUICE_KAFKA_DEPS:-1}" = 1 ]; then
   "$(dirname "$0")/install-tansu.sh"
 fi
