@@ -34,18 +34,28 @@ pub const ADMIN_AUTH: (&str, &str) = ("Authorization", "Bearer test-admin-token"
 /// other (seen: a WebSocket test's socket reset because it had reached another test's
 /// sluice, which that test then stopped).
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("binding an ephemeral port");
-        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
+        if claim_ports(&[port]) {
             return port;
         }
     }
+}
+
+/// Records `ports` as given to a caller in this process, all or none: false when one of
+/// them was given before. Every helper that hands out ports goes through it, so no two
+/// servers of parallel tests are told to listen on the same one.
+pub(crate) fn claim_ports(ports: &[u16]) -> bool {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    if ports.iter().any(|p| given.contains(p)) {
+        return false;
+    }
+    given.extend_from_slice(ports);
+    true
 }
 
 /// Path of a binary built by this workspace (`sluice`, `todo`, ...), found next to the

@@ -14,21 +14,26 @@ pub struct RedisCluster {
     _dir: TempDir,
 }
 
-/// A port that is free and whose cluster bus port (+10000) is free too.
+/// A port that is free and whose cluster bus port (+10000) is free too, neither given to
+/// anyone else in this process. The clusters of parallel tests must not share a port: a
+/// node of one answering for a node of another joins the two clusters (seen: a failover
+/// that never finished, two replicas of one master splitting the votes for 20 s).
 fn cluster_port() -> u16 {
+    let free = |port: u16| {
+        TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
+    };
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("binding an ephemeral port");
-        if port < 50000 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+        if port < 50000 && free(port) && crate::claim_ports(&[port, port + 10000]) {
             return port;
         }
         // Ephemeral ports are often above 50000 here: try a low range at random.
         let guess = 20000 + (std::process::id() as u16 ^ port) % 20000;
-        if TcpListener::bind(("127.0.0.1", guess)).is_ok()
-            && TcpListener::bind(("127.0.0.1", guess + 10000)).is_ok()
-        {
+        if free(guess) && crate::claim_ports(&[guess, guess + 10000]) {
             return guess;
         }
     }
