@@ -60,7 +60,6 @@ start_sluice new "$B_BIN"
 # One key in the shared Redis serves both instances.
 KEY=$(create_key "$ADMIN_old")
 
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A RPS CPU
 run_one() { # label pid url [header]
@@ -76,7 +75,6 @@ run_one() { # label pid url [header]
   RPS[$label]+="$rps "; CPU[$label]+="$cpu "
   printf '  %-10s %10s req/s  cpu/req %6s us\n' "$label" "$rps" "$cpu"
 }
-median() { tr ' ' '\n' <<<"$1" | awk '$1 != ""' | sort -g | awk '{a[NR]=$1} END { print a[int((NR + 1) / 2)] }'; }
 
 warm_up() {
   for name in old new; do

@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
-# Shared by bench/ab.sh and bench/instructions.sh (sourced, after scripts/lib.sh): a temp
-# folder, nginx answering a small JSON body on the ports in $UPSTREAM_PORTS, one throwaway
+# Shared by the bench scripts (sourced, after scripts/lib.sh): the measuring helpers below,
+# and bench_fixture: a temp folder, nginx answering a small JSON body on the ports in $UPSTREAM_PORTS, one throwaway
 # Redis on $REDIS_P, an admin token ($TOKEN, $TOKEN_SHA), and a cleanup on exit that stops
 # exactly these and every PID the caller adds to PIDS.
 #   bench_fixture NAME PORT_COUNT
+
+# Measuring helpers shared by the bench scripts.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# cpu_ticks PID...: utime+stime of those processes, in clock ticks (missing ones count 0).
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+# to_ms LATENCY: wrk's 512.00us / 1.20ms / 2.00s in milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } }'
+}
+# median "V1 V2 ...": the median, "-" entries ignored ("-" when none is left).
+median() { tr ' ' '\n' <<<"$1" | awk '$1 != "" && $1 != "-"' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print a[int((NR + 1) / 2)] }'; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -185,21 +185,6 @@ wait_port bare-todo "$BD" 30
 sleep 2 # the health checks mark every peer up
 
 nginx_pids() { pgrep -P "$(cat "$DIR/ngx/nginx.pid")"; cat "$DIR/ngx/nginx.pid"; }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-cpu_ticks() {
-  local total=0 pid
-  for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
-to_ms() { # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
-  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } }'
-}
-median() { tr ' ' '\n' <<<"$1" | awk '$1 != "" && $1 != "-"' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print a[int((NR + 1) / 2)] }'; }
 declare -A RPS P50 P99 CPU URL HDR PIDOF
 run_one() { # row
   local row="$1" before after out rps p50 p99 reqs cpu="-" errors

@@ -28,8 +28,8 @@ done
 # Every proxy side by side on tiny responses and on GET /todos: bench/results/10-proxy.md.
 ROUNDS="$ROUNDS" DURATION="$DURATION" CONNECTIONS="$CONNECTIONS" THREADS="$THREADS" "$ROOT/bench/proxies.sh"
 
+source "$ROOT/bench/fixture.sh" # median
 declare -A RPS P50 P99
-median() { tr ' ' '\n' <<<"$1" | awk '$1 != "" && $1 != "-"' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print a[int((NR + 1) / 2)] }'; }
 
 # The hedging scenario: peer 8202 delays 10% of its requests by 300 ms. Closed-loop wrk
 # would push far more load through the hedged route (its connections are not stuck for

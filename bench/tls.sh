@@ -82,10 +82,7 @@ wait_http nginx-tls "https://localhost:$N_TLS/x" 10 --cacert "$DIR/tls/ca.pem"
 cipher() { openssl s_client -connect "127.0.0.1:$1" -servername localhost </dev/null 2>/dev/null | awk '/^ *Cipher *:/ {print $3; exit}'; }
 CIPHER_S=$(cipher "$S_TLS"); CIPHER_N=$(cipher "$N_TLS")
 
-cpu_ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 nginx_pids() { pgrep -P "$(cat "$NGP/nginx.pid")"; cat "$NGP/nginx.pid"; }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } }'; }
 declare -A RPS P50 P99 CPU
 record() { # key rps p50 p99 reqs ticks
   local cpu="-"
@@ -136,7 +133,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { tr ' ' '\n' <<<"$1" | awk '$1 != "" && $1 != "-"' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 row() { # label kind
   local s="sluice-$2" n="nginx-$2"
