@@ -54,7 +54,10 @@ http {
 CONF
 nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/"
 ngx_stop() { [ -f "$DIR/ngx/nginx.pid" ] && nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/" -s quit 2>/dev/null || true; }
-trap 'ngx_stop; bench_cleanup' EXIT
+# HAProxy ignores the SIGINT bench_cleanup sends (a background job of a script starts
+# with SIGINT ignored); it stops on SIGTERM.
+hap_stop() { [ -n "${HAP_PID:-}" ] && kill -TERM "$HAP_PID" 2>/dev/null; wait "${HAP_PID:-}" 2>/dev/null || true; }
+trap 'ngx_stop; hap_stop; bench_cleanup' EXIT
 
 # HAProxy: 2 threads, round robin, connection reuse to the backends.
 HAP=$(free_port)
@@ -85,7 +88,6 @@ CONF
 haproxy -c -q -f "$DIR/haproxy.cfg"
 haproxy -f "$DIR/haproxy.cfg" >"$DIR/haproxy.log" 2>&1 &
 HAP_PID=$!
-PIDS+=("$HAP_PID")
 
 # The bare Pingora proxy: one process per workload (it has no routing at all).
 BT=$(free_port); BD=$(free_port)
