@@ -46,13 +46,7 @@ routes:
   - { name: plain, path_prefix: /plain, upstream: up }
   - { name: api, path_prefix: /api/, strip_prefix: true, upstream: up, auth: api_key }
 EOF
-  "$bin" --config "$DIR/$name.yaml" --pid-file "$DIR/$name.pid" --upgrade-sock "$DIR/$name.sock" \
-    >"$DIR/$name.log" 2>&1 &
-  PIDS+=($!)
-  printf -v "PID_$name" '%s' "$!"
-  printf -v "PORT_$name" '%s' "$port"
-  printf -v "ADMIN_$name" '%s' "$admin"
-  wait_port "sluice-$name" "$port" 30
+  launch_sluice "$name" "$bin" "$port" "$admin"
 }
 start_sluice old "$A_BIN"
 start_sluice new "$B_BIN"

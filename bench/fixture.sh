@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Shared by the bench scripts (sourced, after scripts/lib.sh): the measuring helpers below,
-# and bench_fixture: a temp folder, nginx answering a small JSON body on the ports in $UPSTREAM_PORTS, one throwaway
-# Redis on $REDIS_P, an admin token ($TOKEN, $TOKEN_SHA), and a cleanup on exit that stops
-# exactly these and every PID the caller adds to PIDS.
+# launch_sluice (at the end), and bench_fixture: a temp folder, nginx answering a small
+# JSON body on the ports in $UPSTREAM_PORTS, one throwaway Redis on $REDIS_P, an admin
+# token ($TOKEN, $TOKEN_SHA), and a cleanup on exit that stops exactly these and every
+# PID the caller adds to PIDS.
 #   bench_fixture NAME PORT_COUNT
 
 # Measuring helpers shared by the bench scripts.
@@ -81,4 +82,18 @@ create_key() {
   done
   [ -n "$key" ] && [ "$key" != null ] || { echo "could not create a key on port $admin" >&2; return 1; }
   echo "$key"
+}
+
+# launch_sluice NAME BINARY PORT ADMIN_PORT: runs BINARY on $DIR/NAME.yaml (the caller
+# wrote it for those ports), adds it to PIDS, sets PID_<NAME>, PORT_<NAME> and
+# ADMIN_<NAME>, and waits until its admin /health answers.
+launch_sluice() {
+  local name="$1" bin="$2" port="$3" admin="$4"
+  "$bin" --config "$DIR/$name.yaml" --pid-file "$DIR/$name.pid" --upgrade-sock "$DIR/$name.sock" \
+    >"$DIR/$name.log" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_$name" '%s' "$!"
+  printf -v "PORT_$name" '%s' "$port"
+  printf -v "ADMIN_$name" '%s' "$admin"
+  wait_http "sluice-$name" "http://127.0.0.1:$admin/health" 30
 }

@@ -136,13 +136,7 @@ start_sluice() { # name [kafka] -> PORT_<name>, ADMIN_<name>, PID_<name>
   local name="$1" port admin
   port=$(free_port); admin=$(free_port)
   sluice_config "$port" "$admin" "${2:-}" >"$DIR/$name.yaml"
-  "$BIN/sluice" --config "$DIR/$name.yaml" --pid-file "$DIR/$name.pid" --upgrade-sock "$DIR/$name.sock" \
-    >"$DIR/$name.log" 2>&1 &
-  PIDS+=($!)
-  printf -v "PID_$name" '%s' "$!"
-  printf -v "PORT_$name" '%s' "$port"
-  printf -v "ADMIN_$name" '%s' "$admin"
-  wait_http "sluice-$name" "http://127.0.0.1:$admin/health" 30
+  launch_sluice "$name" "$BIN/sluice" "$port" "$admin"
 }
 start_sluice plain
 start_sluice kafka kafka
