@@ -4,7 +4,7 @@
 # JSON body on the ports in $UPSTREAM_PORTS, one throwaway Redis on $REDIS_P, an admin
 # token ($TOKEN, $TOKEN_SHA), and a cleanup on exit that stops exactly these and every
 # PID the caller adds to PIDS.
-#   bench_fixture NAME PORT_COUNT
+#   [NGINX_WORKER_CONNECTIONS=4096] bench_fixture NAME PORT_COUNT
 
 # Measuring helpers shared by the bench scripts.
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
@@ -42,9 +42,10 @@ bench_fixture() {
   mkdir -p "$DIR/nginx/tmp"
   cat >"$DIR/nginx/nginx.conf" <<CONF
 worker_processes 1;
+worker_rlimit_nofile ${NGINX_WORKER_CONNECTIONS:-4096};
 pid $DIR/nginx/nginx.pid;
 error_log $DIR/nginx/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${NGINX_WORKER_CONNECTIONS:-4096}; }
 http {
   access_log off;
   client_body_temp_path $DIR/nginx/tmp/body; proxy_temp_path $DIR/nginx/tmp/proxy;

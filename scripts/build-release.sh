@@ -6,7 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 BINARIES=(sluice todo payments processor analytics testupstream)
-cargo build --release --locked --bins
+# Only the stack's binaries: `--bins` would also build the fuzz targets and the bench's
+# bare Pingora proxy, each a fat-LTO link of its own that the stack never runs.
+cargo build --release --locked $(printf -- '--bin %s ' "${BINARIES[@]}")
 if [ $# -ge 1 ]; then
   mkdir -p "$1"
   target="${CARGO_TARGET_DIR:-$ROOT/target}/release"
