@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice/target
 
-.PHONY: up down test lint fuzz bench bench-tls bench-ab check-dashboards k6-reload k6-payments reload upgrade check-config
+.PHONY: up down test lint fuzz bench bench-tls bench-memory bench-ab check-dashboards k6-reload k6-payments reload upgrade check-config
 
 up:            ## install what is missing, build, start the whole stack
 	@scripts/up.sh
@@ -31,6 +31,9 @@ check-dashboards: ## every Grafana panel query against make up's Prometheus (aft
 
 bench-tls:     ## TLS keepalive, TLS handshakes and HTTP/2 (h2load): sluice vs nginx; bench/results/19-tls.md
 	@bench/tls.sh
+
+bench-memory:  ## RSS at 1,000 and 10,000 keepalive clients: sluice, bare Pingora, nginx; bench/results/12-memory.md
+	@bench/memory.sh
 
 bench-ab:      ## two sluice binaries side by side: make bench-ab OLD=/tmp/sluice-old NEW=path/to/sluice
 	@bench/ab.sh $(OLD) $(or $(NEW),$(CARGO_TARGET_DIR)/release/sluice)
