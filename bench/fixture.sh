@@ -72,6 +72,36 @@ bench_cleanup() {
   rm -rf "$DIR"
 }
 
+# start_nginx_proxy PORT WORKER_CONNECTIONS UPSTREAMS LOCATIONS: nginx as a proxy in
+# $DIR/ngx (2 workers, one per core; keepalive to the upstreams, which UPSTREAMS declares
+# as nginx `upstream` blocks and LOCATIONS routes to); ngx_stop stops it.
+start_nginx_proxy() {
+  mkdir -p "$DIR/ngx/tmp"
+  cat >"$DIR/ngx/nginx.conf" <<CONF
+worker_processes 2;
+worker_rlimit_nofile $2;
+pid $DIR/ngx/nginx.pid;
+error_log $DIR/ngx/error.log warn;
+events { worker_connections $2; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/ngx/tmp/body; proxy_temp_path $DIR/ngx/tmp/proxy;
+  fastcgi_temp_path $DIR/ngx/tmp/fastcgi; uwsgi_temp_path $DIR/ngx/tmp/uwsgi;
+  scgi_temp_path $DIR/ngx/tmp/scgi;
+  $3
+  server {
+    listen 127.0.0.1:$1;
+    keepalive_requests 1000000;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    $4
+  }
+}
+CONF
+  nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/"
+}
+ngx_stop() { [ -f "$DIR/ngx/nginx.pid" ] && nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/" -s quit 2>/dev/null || true; }
+
 # create_key ADMIN_PORT: an API key of tier "internal" through that admin listener.
 create_key() {
   local admin="$1" key=""

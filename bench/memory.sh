@@ -62,29 +62,9 @@ YAML
       wait_port bare-pingora "$port" 30
       ;;
     nginx)
-      mkdir -p "$DIR/ngx/tmp"
-      cat >"$DIR/ngx/nginx.conf" <<CONF
-worker_processes 2;
-worker_rlimit_nofile 20000;
-pid $DIR/ngx/nginx.pid;
-error_log $DIR/ngx/error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/ngx/tmp/body; proxy_temp_path $DIR/ngx/tmp/proxy;
-  fastcgi_temp_path $DIR/ngx/tmp/fastcgi; uwsgi_temp_path $DIR/ngx/tmp/uwsgi;
-  scgi_temp_path $DIR/ngx/tmp/scgi;
-  upstream tiny { server 127.0.0.1:$T1; server 127.0.0.1:$T2; keepalive 128; }
-  server {
-    listen 127.0.0.1:$port;
-    keepalive_requests 1000000;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    location / { proxy_pass http://tiny; }
-  }
-}
-CONF
-      nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/"
+      start_nginx_proxy "$port" 20000 \
+        "upstream tiny { server 127.0.0.1:$T1; server 127.0.0.1:$T2; keepalive 128; }" \
+        "location / { proxy_pass http://tiny; }"
       wait_port nginx-proxy "$port" 10
       # shellcheck disable=SC2207
       TARGET_PIDS=($(cat "$DIR/ngx/nginx.pid") $(pgrep -P "$(cat "$DIR/ngx/nginx.pid")"))
@@ -94,7 +74,7 @@ CONF
 }
 stop() {
   case "$1" in
-    nginx) nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/" -s quit 2>/dev/null || true ;;
+    nginx) ngx_stop ;;
     *) kill -INT "${TARGET_PIDS[@]}" 2>/dev/null || true ;;
   esac
   local pid

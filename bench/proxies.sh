@@ -29,31 +29,11 @@ curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:8081$TODOS" ||
 
 # nginx as a proxy: 2 workers (one per core), round robin, upstream keepalive.
 NGX=$(free_port)
-mkdir -p "$DIR/ngx/tmp"
-cat >"$DIR/ngx/nginx.conf" <<CONF
-worker_processes 2;
-pid $DIR/ngx/nginx.pid;
-error_log $DIR/ngx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/ngx/tmp/body; proxy_temp_path $DIR/ngx/tmp/proxy;
-  fastcgi_temp_path $DIR/ngx/tmp/fastcgi; uwsgi_temp_path $DIR/ngx/tmp/uwsgi;
-  scgi_temp_path $DIR/ngx/tmp/scgi;
-  upstream tiny { server 127.0.0.1:$T1; server 127.0.0.1:$T2; keepalive 128; }
-  upstream todo { server 127.0.0.1:8081; server 127.0.0.1:8082; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGX;
-    keepalive_requests 1000000;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    location /todos { proxy_pass http://todo; }
-    location / { proxy_pass http://tiny; }
-  }
-}
-CONF
-nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/"
-ngx_stop() { [ -f "$DIR/ngx/nginx.pid" ] && nginx -c "$DIR/ngx/nginx.conf" -p "$DIR/ngx/" -s quit 2>/dev/null || true; }
+start_nginx_proxy "$NGX" 4096 \
+  "upstream tiny { server 127.0.0.1:$T1; server 127.0.0.1:$T2; keepalive 128; }
+  upstream todo { server 127.0.0.1:8081; server 127.0.0.1:8082; keepalive 128; }" \
+  "location /todos { proxy_pass http://todo; }
+    location / { proxy_pass http://tiny; }"
 # HAProxy ignores the SIGINT bench_cleanup sends (a background job of a script starts
 # with SIGINT ignored); it stops on SIGTERM.
 hap_stop() { [ -n "${HAP_PID:-}" ] && kill -TERM "$HAP_PID" 2>/dev/null; wait "${HAP_PID:-}" 2>/dev/null || true; }
