@@ -24,11 +24,10 @@ source "$ROOT/bench/fixture.sh"
 NGINX_WORKER_CONNECTIONS=20000 bench_fixture memory 2
 T1="${UPSTREAM_PORTS[0]}"; T2="${UPSTREAM_PORTS[1]}"
 
-# rss_kib PID...: VmRSS of those processes, summed, in KiB.
-rss_kib() { local pid total=0; for pid in "$@"; do
-  total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; echo "$total"; }
-hwm_kib() { local pid total=0; for pid in "$@"; do
-  total=$((total + $(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; echo "$total"; }
+# status_kib FIELD PID...: that /proc status field (VmRSS, VmHWM) of those processes,
+# summed, in KiB.
+status_kib() { local field="$1" pid total=0; shift; for pid in "$@"; do
+  total=$((total + $(awk -v f="$field:" '$1 == f {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; echo "$total"; }
 upstream_conns() { ss -Htn state established "( dport = :$T1 or dport = :$T2 )" | wc -l; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
@@ -88,16 +87,16 @@ for n in $CLIENTS; do
   for proxy in nginx bare-pingora sluice; do
     start "$proxy"
     curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/" || { echo "memory: $proxy does not answer" >&2; exit 1; }
-    idle=$(rss_kib "${TARGET_PIDS[@]}")
+    idle=$(status_kib VmRSS "${TARGET_PIDS[@]}")
     wrk -t2 -c"$n" -d"${DURATION}s" --timeout 10s "http://127.0.0.1:$PORT/" >"$DIR/wrk.out" 2>&1 &
     WRK=$!
     sleep $((DURATION * 2 / 3))
-    busy=$(rss_kib "${TARGET_PIDS[@]}")
+    busy=$(status_kib VmRSS "${TARGET_PIDS[@]}")
     ups=$(upstream_conns)
     wait "$WRK" || true
-    hwm=$(hwm_kib "${TARGET_PIDS[@]}")
+    hwm=$(status_kib VmHWM "${TARGET_PIDS[@]}")
     sleep 2
-    after=$(rss_kib "${TARGET_PIDS[@]}")
+    after=$(status_kib VmRSS "${TARGET_PIDS[@]}")
     rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' "$DIR/wrk.out")
     errs=$(awk '/Socket errors|Non-2xx/ {sub(/^ +/, ""); printf "%s; ", $0}' "$DIR/wrk.out")
     per=$(awk -v b="$busy" -v i="$idle" -v n="$n" 'BEGIN { printf "%.1f", (b - i) / n }')
