@@ -6,7 +6,11 @@
 # Proxies: sluice (the plain route of bench/proxies.sh, Redis configured, no Kafka), the
 # bare Pingora proxy and nginx (2 workers, its processes summed) as references.
 # Writes bench/results/12-memory.md.
-#   CLIENTS="1000 10000" DURATION=12 bench/memory.sh
+#   CLIENTS="1000 10000" DURATION=12 [PROXIES="nginx bare-pingora sluice"] \
+#     [SLUICE_BIN=path] bench/memory.sh
+# SLUICE_BIN runs another sluice build (e.g. `cargo build --release -p sluice
+# --no-default-features`: the system allocator, which heaptrack sees); the environment
+# reaches the proxies (e.g. MIMALLOC_ALLOW_THP=0).
 # Everything listens on 127.0.0.1 and is stopped on exit, by PID.
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
@@ -49,7 +53,7 @@ upstreams:
 routes:
   - { name: tiny, path_prefix: /, upstream: tiny }
 YAML
-      launch_sluice sluice "$BIN/sluice" "$port" "$admin"
+      launch_sluice sluice "${SLUICE_BIN:-$BIN/sluice}" "$port" "$admin"
       TARGET_PIDS=("$PID_sluice")
       sleep 2 # the health checks mark both peers up
       ;;
@@ -84,7 +88,7 @@ stop() {
 
 ROWS=""
 for n in $CLIENTS; do
-  for proxy in nginx bare-pingora sluice; do
+  for proxy in ${PROXIES:-nginx bare-pingora sluice}; do
     start "$proxy"
     curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/" || { echo "memory: $proxy does not answer" >&2; exit 1; }
     idle=$(status_kib VmRSS "${TARGET_PIDS[@]}")

@@ -2,6 +2,9 @@
 # Stops exactly what `make up` started (PIDs under .run/), newest first.
 source "$(dirname "$0")/lib.sh"
 
+# First: tansu's first-run build (scripts/kafka-up.sh), so that it cannot start the broker
+# and analytics while the rest stops.
+stop_pid kafka-up 10
 stop_pid prometheus 10
 stop_pid postgres-exporter 5
 stop_pid sluice 15

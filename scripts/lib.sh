@@ -62,19 +62,23 @@ start_bg() {
 }
 
 # stop_pid NAME [SECONDS]: SIGTERM the recorded PID, SIGKILL after SECONDS (default 15).
+# A PID that leads its own process group (started with setsid: a build and its compilers)
+# is signalled with its whole group.
 stop_pid() {
   local name="$1" wait="${2:-15}" pidfile="$RUN/$1.pid"
   [ -f "$pidfile" ] || return 0
-  local pid; pid="$(cat "$pidfile")"
+  local pid target; pid="$(cat "$pidfile")"
+  target="$pid"
+  [ "$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$pid" ] && target="-$pid"
   if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -TERM -- "$target" 2>/dev/null || true
     for _ in $(seq 1 $((wait * 10))); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
       echo "  $name did not stop in ${wait}s; killing"
-      kill -KILL "$pid" 2>/dev/null || true
+      kill -KILL -- "$target" 2>/dev/null || true
     fi
     echo "  $name stopped"
   fi

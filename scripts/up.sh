@@ -7,17 +7,11 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 echo "== installing what is missing"
-# tansu (the local Kafka broker) only when the stack runs its own. Its one-time build and
-# ours run one after the other: side by side on a fresh 2-core machine they took 21m56s
-# together, against 9m17s and 6m56s alone (four compile jobs on two cores).
-if [ "$KAFKA_BROKERS" = "127.0.0.1:$KAFKA_PORT" ]; then
-  "$ROOT/scripts/install-deps.sh"
-else
-  SLUICE_KAFKA_DEPS=0 "$ROOT/scripts/install-deps.sh"
-fi
+# tansu (the local Kafka broker) is not installed here: scripts/kafka-up.sh builds it when
+# it is missing, after the request path is up (below).
+SLUICE_KAFKA_DEPS=0 "$ROOT/scripts/install-deps.sh"
 echo "== building (release)"
 "$ROOT/scripts/build-release.sh"
-TANSU="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
 
 echo "== starting"
 # PostgreSQL: data under .run/pg, owned by the postgres user (initdb refuses root).
@@ -52,16 +46,23 @@ if [ "$REDIS_URL" = "redis://127.0.0.1:$REDIS_PORT" ]; then
 fi
 ensure_admin_token
 
-# Kafka-compatible broker: tansu with SQLite storage under .run/tansu (records and
-# consumer offsets survive restarts). It and analytics run at a lower CPU priority
-# (nice 10): they are off the request path, and on a small box their bursts otherwise
-# show up in request tail latency. KAFKA_BROKERS=host:port uses an existing cluster.
-if [ "$KAFKA_BROKERS" = "127.0.0.1:$KAFKA_PORT" ]; then
-  mkdir -p "$RUN/tansu"
-  start_bg tansu nice -n 10 bash -c "cd '$RUN/tansu' && exec '$TANSU' broker \
-    --listener-url tcp://127.0.0.1:$KAFKA_PORT --advertised-listener-url tcp://127.0.0.1:$KAFKA_PORT \
-    --storage-engine sqlite://tansu.db"
-  wait_port tansu "$KAFKA_PORT"
+# The event pipeline: the broker (tansu, unless KAFKA_BROKERS names a cluster) and
+# analytics. When tansu still has to be built (a fresh machine: ~9 min, the larger part of
+# a first `make up`) that happens in the background, at nice 19, and the broker and
+# analytics start when it is done; sluice meanwhile keeps its events (queue and spill file)
+# and delivers them then. A second `make up` during that build waits for it.
+export DATABASE_URL
+KAFKA_LATE=0
+if alive kafka-up; then
+  echo "  waiting for tansu's build to finish and the broker to start (log: $LOGS/kafka-up.log)"
+  while alive kafka-up; do sleep 2; done
+fi
+if [ "$KAFKA_BROKERS" = "127.0.0.1:$KAFKA_PORT" ] && [ ! -x "$TANSU" ]; then
+  KAFKA_LATE=1
+  # Its own session, so that `make down` stops the build's cargo and rustc with it.
+  start_bg kafka-up setsid "$ROOT/scripts/kafka-up.sh"
+else
+  "$ROOT/scripts/kafka-up.sh"
 fi
 
 for port in 8081 8082; do
@@ -82,9 +83,6 @@ for port in 8091 8092; do
     --default-url http://127.0.0.1:8001 --fallback-url http://127.0.0.1:8002
 done
 for port in 8091 8092; do wait_http "payments-$port" "http://127.0.0.1:$port/health"; done
-
-DATABASE_URL="$DATABASE_URL" start_bg analytics nice -n 10 "$BIN/analytics" --port 8100 --brokers "$KAFKA_BROKERS"
-wait_http analytics "http://127.0.0.1:8100/health" 60
 
 # HTTPS on 9443: a local CA and a certificate for localhost / 127.0.0.1, made once
 # (clients trust .run/tls/ca.pem; see README "HTTPS" for real certificates).
@@ -139,7 +137,10 @@ sluice is up.
   processors http://127.0.0.1:8001 (default, fee 5%)  http://127.0.0.1:8002 (fallback, fee 15%)  admin token 123
   postgres $DATABASE_URL
   redis    $REDIS_URL
-  kafka    $KAFKA_BROKERS   (tansu; topic sluice.requests)
+  kafka    $KAFKA_BROKERS   (tansu; topic sluice.requests)$([ "$KAFKA_LATE" = 1 ] && echo "
+           tansu is being built (first run, ~9 min at low priority; log: $LOGS/kafka-up.log);
+           the broker and analytics start when it is done, and sluice delivers the events it
+           kept meanwhile. \`make up\` again waits for it.")
   analytics http://127.0.0.1:8100   (/analytics/summary, /analytics/routes, /analytics/keys/{id}, /analytics/timeseries)
   prometheus http://127.0.0.1:9090   (targets: /targets, alerts: /alerts; rules from docker/prometheus)
   logs     $LOGS/

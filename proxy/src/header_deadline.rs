@@ -18,7 +18,9 @@
 
 use crate::metrics::metrics;
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::ALPN;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
     UniqueIDType,
@@ -68,7 +70,7 @@ impl<A> HeaderDeadline<A> {
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
     async fn process_new(
         self: &Arc<Self>,
         session: Stream,
@@ -78,6 +80,31 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
         if session.as_any().is::<DeadlineStream>() {
             return self.inner.process_new(session, shutdown).await;
         }
+        // Boxed so that its state (the stream, the select) is freed once the header has
+        // come, instead of staying in this future for the connection's life.
+        let stream = Box::pin(self.first_header(session, shutdown)).await?;
+        let custom = self.inner.server_options().is_some_and(|o| o.force_custom)
+            || matches!(stream.inner.selected_alpn_proto(), Some(ALPN::Custom(_)));
+        if stream.phase == Phase::Off || custom {
+            // HTTP/2 (the preface, or ALPN) and custom protocols: Pingora's own dispatch.
+            return self.inner.process_new(Box::new(stream), shutdown).await;
+        }
+        self.serve_http1(Box::new(stream), shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+impl<A: HttpServerApp + Send + Sync + 'static> HeaderDeadline<A> {
+    /// Waits for the connection's first header (read ahead into the returned stream);
+    /// `None` when it closed, failed, ran past the deadline or the server is stopping.
+    async fn first_header(
+        &self,
+        session: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<DeadlineStream> {
         // Until the client's first header has arrived, the connection waits here, in a
         // small task and a buffer of what was sent: the inner app's per-connection state
         // (Pingora's session and request future, ~25 KiB) is then not held by clients that
@@ -90,12 +117,57 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadline<A> {
             read = stream.read_ahead() => read.ok()?,
             _ = stopping.wait_for(|stop| *stop) => return None,
         }
-        self.inner.process_new(Box::new(stream), shutdown).await
+        Some(stream)
     }
 
-    async fn cleanup(&self) {
-        self.inner.cleanup().await;
+    /// Pingora's HTTP/1 connection loop (`ServerApp for HttpServerApp`), run here rather
+    /// than through that blanket `process_new`: its future is laid out for the HTTP/2
+    /// handshake and accept loop too, ~4 KiB held by every HTTP/1 connection for its life
+    /// (heaptrack, bench/NOTES.md). Same settings: 60 s keep-alive unless stopping, the
+    /// listener's request limit, the persistent settings carried to the next request.
+    async fn serve_http1(&self, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let mut session = ServerSession::new_http1(stream);
+        session.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE.as_secs()));
+        session.set_keepalive_reuses_remaining(
+            self.inner
+                .server_options()
+                .and_then(|o| o.keepalive_request_limit),
+        );
+        let mut result = self.inner.process_new_http(session, shutdown).await;
+        while let Some((stream, persistent)) = result.map(|r| r.consume()) {
+            let stream = next_request(stream, shutdown).await?;
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(persistent) = persistent {
+                persistent.apply_to_session(&mut session);
+            }
+            result = self.inner.process_new_http(session, shutdown).await;
+        }
+        None
     }
+}
+
+/// How long an HTTP/1 connection may stay idle between requests: Pingora's default, which
+/// its own connection loop sets too.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Waits for the first byte of a kept-alive connection's next request (read ahead), so that
+/// an idle connection holds only its stream: Pingora's request future (~10 KiB) and header
+/// buffer (4 KiB) are allocated once the request is there, not for the whole wait. `None`
+/// when the client closed, stayed idle past [`KEEPALIVE`] or the server is stopping (as
+/// Pingora aborts its own idle reads then).
+async fn next_request(stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    if !stream.as_any().is::<DeadlineStream>() {
+        return Some(stream);
+    }
+    let mut stream = stream.into_any().downcast::<DeadlineStream>().ok()?;
+    let mut stopping = shutdown.clone();
+    tokio::select! {
+        // Biased: a request that has arrived is served, also while stopping.
+        biased;
+        arrived = stream.await_request(KEEPALIVE) => arrived.then_some(())?,
+        _ = stopping.wait_for(|stop| *stop) => return None,
+    }
+    Some(stream)
 }
 
 /// Where a connection is in its current request.
@@ -163,6 +235,31 @@ impl DeadlineStream {
     pub async fn read_ahead(&mut self) -> io::Result<()> {
         self.fill_ahead(|s| {
             !matches!(s.phase, Phase::Header { .. }) || s.ahead.len() >= READ_AHEAD_LIMIT
+        })
+        .await
+    }
+
+    /// Waits up to `idle` for the client's next byte after a response, reading it ahead;
+    /// false when the client closed the connection, failed or stayed silent.
+    async fn await_request(&mut self, idle: Duration) -> bool {
+        if !self.unread().is_empty() {
+            return true;
+        }
+        // The header timer is not running between requests (it starts with the first
+        // byte), so it serves as the idle timer meanwhile.
+        self.timer.as_mut().reset(Instant::now() + idle);
+        std::future::poll_fn(|cx| {
+            let mut chunk = [0u8; 1024];
+            let mut buf = ReadBuf::new(&mut chunk);
+            match self.poll_socket(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    self.ahead.extend_from_slice(buf.filled());
+                    Poll::Ready(true)
+                }
+                Poll::Ready(_) => Poll::Ready(false),
+                Poll::Pending if self.timer.as_mut().poll(cx).is_ready() => Poll::Ready(false),
+                Poll::Pending => Poll::Pending,
+            }
         })
         .await
     }
@@ -424,85 +521,4 @@ impl Peek for DeadlineStream {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Cursor;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    fn stream(input: &[u8]) -> DeadlineStream {
-        let deadline = Duration::from_secs(1);
-        DeadlineStream::new(
-            Box::new(Cursor::new(input.to_vec())),
-            deadline,
-            Instant::now() + deadline,
-        )
-    }
-
-    /// Reads `n` bytes, `step` at a time, returning the phase after each read.
-    async fn phases(s: &mut DeadlineStream, n: usize, step: usize) -> Vec<Phase> {
-        let mut out = Vec::new();
-        let mut left = n;
-        while left > 0 {
-            let mut buf = vec![0u8; step.min(left)];
-            let got = s.read(&mut buf).await.expect("read");
-            assert!(got > 0);
-            left -= got;
-            out.push(s.phase);
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn the_header_ends_at_a_blank_line_even_split_across_reads() {
-        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody";
-        let mut s = stream(request);
-        let seen = phases(&mut s, request.len() - 4, 1).await;
-        assert_eq!(seen.last(), Some(&Phase::Body));
-        assert!(seen[..seen.len() - 1]
-            .iter()
-            .all(|p| matches!(p, Phase::Header { .. })));
-        // "\r\n" inside the header, and "\r\r\n\r\n", are not an end too early.
-        let mut s = stream(b"GET / HTTP/1.1\r\r\n\r\n");
-        assert_eq!(phases(&mut s, 19, 19).await, [Phase::Body]);
-    }
-
-    #[tokio::test]
-    async fn a_response_restarts_the_deadline_at_the_next_request_and_101_or_h2_end_it() {
-        // A cursor reads and writes at one position: the response overwrites 19 bytes of
-        // padding, and the next read starts after them.
-        let mut s = stream(b"GET / HTTP/1.1\r\n\r\n...................GET /2 HTTP/1.1\r\n");
-        phases(&mut s, 18, 18).await;
-        s.write_all(b"HTTP/1.1 200 OK\r\n\r\n")
-            .await
-            .expect("write");
-        assert_eq!(s.phase, Phase::Answered);
-        assert_eq!(phases(&mut s, 4, 4).await, [Phase::Header { matched: 0 }]);
-
-        let mut s = stream(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
-        phases(&mut s, 40, 40).await;
-        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
-            .await
-            .expect("write");
-        assert_eq!(s.phase, Phase::Off);
-
-        let mut s = stream(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00");
-        assert_eq!(phases(&mut s, 26, 26).await, [Phase::Off]);
-    }
-
-    #[tokio::test]
-    async fn the_first_header_read_ahead_is_served_back_in_order() {
-        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody";
-        let mut s = stream(request);
-        s.read_ahead().await.expect("read ahead");
-        assert_eq!(s.phase, Phase::Body);
-        let mut peeked = [0u8; 3];
-        assert!(s.try_peek(&mut peeked).await.expect("peek"));
-        assert_eq!(&peeked, b"GET");
-        let mut all = Vec::new();
-        s.read_to_end(&mut all).await.expect("read");
-        assert_eq!(all, request);
-        // A client that goes away mid-header is an error, not a header.
-        let mut s = stream(b"GET / HTTP/1.1\r\nHo");
-        assert!(s.read_ahead().await.is_err());
-    }
-}
+mod tests;

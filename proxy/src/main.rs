@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 /// mimalloc instead of glibc's malloc: a proxy allocates and frees small buffers and
 /// header maps per request from several threads, where glibc's arenas showed up as ~9%
-/// of sluice's CPU under load (perf); see bench/NOTES.md for the A/B.
+/// of sluice's CPU under load (perf); see bench/NOTES.md for the A/B. Without the
+/// `mimalloc` feature the system allocator serves, which heap profilers (heaptrack) see.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
