@@ -211,6 +211,12 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("compression.type", batch_compression)
         // Keep retrying until delivered: an outage delays events, it does not lose them.
         .set("message.timeout.ms", "0")
+        // A broker that is up without the topic yet is waited for too (analytics creates
+        // it when it starts; `make up`'s first run starts both minutes after sluice):
+        // librdkafka fails a missing topic's messages once this long has passed since the
+        // topic's first event, by default 30 s. 30 min: larger values overflow its
+        // microsecond arithmetic (an `int`), which then fails them at once.
+        .set("topic.metadata.propagation.max.ms", "1800000")
         .set(
             "queue.buffering.max.messages",
             cfg.queue_capacity.to_string(),

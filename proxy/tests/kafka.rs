@@ -323,3 +323,37 @@ async fn events_of_requests_that_finish_during_a_graceful_stop_are_delivered() {
         "every request answered during the stop has its event"
     );
 }
+
+/// A broker that comes up without the events topic holds sluice's events until the topic
+/// appears, also past librdkafka's default 30 s for a missing topic (which then failed
+/// them as `UnknownTopicOrPartition`). analytics creates the topic when it starts, and
+/// `make up`'s first run starts the broker and analytics minutes after sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_for_a_topic_created_after_they_were_sent() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let broker = sluice_testkit::tansu::Tansu::start();
+    let up = FakeUpstream::start("up");
+    let s = Sluice::start(&config(&broker.brokers(), &up, 10_000));
+    for _ in 0..20 {
+        http::get(s.proxy, "/app/early").expect("GET");
+    }
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .create()
+        .expect("admin client");
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, 4, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    let events = consume(&broker.brokers(), 20, Duration::from_secs(30)).await;
+    assert_eq!(events.len(), 20, "nothing lost:\n{}", s.process.output());
+    assert_eq!(
+        metric(&s, "sluice_kafka_events_total{result=\"dropped\"}"),
+        0.0
+    );
+}

@@ -35,8 +35,10 @@ struct Cli {
     partitions: i32,
 }
 
+/// Runs the analytics service until it is stopped; public for `sluice-services`, which
+/// includes this file as a module.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     start::telemetry("analytics");
     let cli = Cli::parse();
     let pool = start::database(&cli.database_url, "analytics", 8, &store::MIGRATIONS).await?;

@@ -86,8 +86,10 @@ struct Cli {
     max_connections: u32,
 }
 
+/// Runs the payments service until it is stopped; public for `sluice-services`, which
+/// includes this file as a module.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     start::telemetry("payments");
     // Registered now, so the first scrape already shows them (at 0).
     let _ = sluice_backend::payments::metrics::metrics();

@@ -39,8 +39,10 @@ struct Cli {
     max_queued: usize,
 }
 
+/// Runs the processor service until it is stopped; public for `sluice-services`, which
+/// includes this file as a module.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     start::telemetry("processor");
     let cli = Cli::parse();
     anyhow::ensure!(

@@ -19,8 +19,10 @@ struct Cli {
     bind: std::net::IpAddr,
 }
 
+/// Runs the testupstream service until it is stopped; public for `sluice-services`, which
+/// includes this file as a module.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     start::telemetry("testupstream");
     let cli = Cli::parse();
     let addr = SocketAddr::new(cli.bind, cli.port);

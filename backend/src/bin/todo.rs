@@ -23,8 +23,10 @@ struct Cli {
     max_connections: u32,
 }
 
+/// Runs the todo service until it is stopped; public for `sluice-services`, which
+/// includes this file as a module.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     start::telemetry("todo");
     let cli = Cli::parse();
     let pool = start::database(
