@@ -11,8 +11,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+BINARIES=(sluice sluice-services)
 SERVICES=(todo payments processor analytics testupstream)
-cargo build --release --locked --bin sluice --bin sluice-services
+cargo build --release --locked $(printf -- '--bin %s ' "${BINARIES[@]}")
 target="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 link_services() {
   for service in "${SERVICES[@]}"; do
@@ -22,6 +23,8 @@ link_services() {
 link_services "$target"
 if [ $# -ge 1 ]; then
   mkdir -p "$1"
-  install -m 0755 "$target/sluice" "$target/sluice-services" "$1/"
+  for bin in "${BINARIES[@]}"; do
+    install -m 0755 "$target/$bin" "$1/$bin"
+  done
   link_services "$1"
 fi

@@ -39,4 +39,9 @@ for bin in $(awk -F'[()]' '/^BINARIES=/ {print $2}' scripts/build-release.sh); d
   grep -rqs "name = \"$bin\"" --include=Cargo.toml . || [ -f "backend/src/bin/$bin.rs" ] || [ -f "analytics/src/bin/$bin.rs" ] || [ "$bin" = sluice ] \
     || { echo "check-deploy: scripts/build-release.sh names $bin, which the workspace does not build" >&2; exit 1; }
 done
+# Each service linked to sluice-services is one it runs.
+for service in $(awk -F'[()]' '/^SERVICES=/ {print $2}' scripts/build-release.sh); do
+  grep -q "(\"$service\", $service::main)" services/src/main.rs \
+    || { echo "check-deploy: scripts/build-release.sh links $service, which sluice-services does not run" >&2; exit 1; }
+done
 echo "check-deploy: compose schema, ${#resources[@]} Kubernetes manifests, the Dockerfile (hadolint) and the shared build script ok"
