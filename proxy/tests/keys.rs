@@ -299,7 +299,12 @@ fn a_revoked_key_stays_revoked_after_concurrent_rotates() {
 #[test]
 fn a_flood_of_random_keys_is_limited_and_leaves_good_keys_cached() {
     let (mut redis, up) = (Redis::start(), FakeUpstream::start("up"));
-    let s = Sluice::start(&keyed_config(&redis.url(), &up.addr.to_string(), "local"));
+    // The test is about the failure limit: lookups slowed past 20 ms on a loaded box must
+    // not count as an outage (in a clean clone's `make test` they did: 28 × 401, then
+    // 92 × 503 `auth_store_unavailable`, which the limit rightly does not count).
+    let config = keyed_config(&redis.url(), &up.addr.to_string(), "local")
+        .replace("timeout_ms: 20", "timeout_ms: 250");
+    let s = Sluice::start(&config);
     let (_, good) = create_key(&s, "free");
     assert_eq!(call(&s, "/api/x", &good).status, 200);
     let mut statuses = std::collections::BTreeMap::new();
