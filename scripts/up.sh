@@ -138,7 +138,7 @@ sluice is up.
   postgres $DATABASE_URL
   redis    $REDIS_URL
   kafka    $KAFKA_BROKERS   (tansu; topic sluice.requests)$([ "$KAFKA_LATE" = 1 ] && echo "
-           tansu is being built (first run, ~9 min at low priority; log: $LOGS/kafka-up.log);
+           tansu is being built (first run only: 9 min and more at low priority; log: $LOGS/kafka-up.log);
            the broker and analytics start when it is done, and sluice delivers the events it
            kept meanwhile. \`make up\` again waits for it.")
   analytics http://127.0.0.1:8100   (/analytics/summary, /analytics/routes, /analytics/keys/{id}, /analytics/timeseries)
