@@ -242,26 +242,8 @@ impl DeadlineStream {
     /// Waits up to `idle` for the client's next byte after a response, reading it ahead;
     /// false when the client closed the connection, failed or stayed silent.
     async fn await_request(&mut self, idle: Duration) -> bool {
-        if !self.unread().is_empty() {
-            return true;
-        }
-        // The header timer is not running between requests (it starts with the first
-        // byte), so it serves as the idle timer meanwhile.
-        self.timer.as_mut().reset(Instant::now() + idle);
-        std::future::poll_fn(|cx| {
-            let mut chunk = [0u8; 1024];
-            let mut buf = ReadBuf::new(&mut chunk);
-            match self.poll_socket(cx, &mut buf) {
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
-                    self.ahead.extend_from_slice(buf.filled());
-                    Poll::Ready(true)
-                }
-                Poll::Ready(_) => Poll::Ready(false),
-                Poll::Pending if self.timer.as_mut().poll(cx).is_ready() => Poll::Ready(false),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
+        let arrived = self.fill_ahead(|s| !s.unread().is_empty());
+        matches!(tokio::time::timeout(idle, arrived).await, Ok(Ok(())))
     }
 
     /// Reads from the socket into `ahead` until `done`; a closed socket is an error.
