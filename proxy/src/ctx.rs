@@ -1,9 +1,9 @@
 //! Per-request context: the config snapshot, the route, the attempts and their outcome.
 
 use crate::drain::InFlight;
-use crate::ids::X_REQUEST_ID;
 use crate::keys::SharedKey;
 use crate::limiter::{LimiterMode, RateState};
+use crate::own_headers::X_REQUEST_ID;
 use crate::respond::Refusal;
 use crate::router::Route;
 use crate::snapshot::Snapshot;
@@ -109,7 +109,7 @@ impl RequestCtx {
             None => refusal,
         };
         match &self.request_id {
-            Some(id) => refusal.with_header(X_REQUEST_ID, id.clone()),
+            Some(id) => refusal.with_header(X_REQUEST_ID.as_str(), id.clone()),
             None => refusal,
         }
     }

@@ -28,9 +28,10 @@ use pingora::protocols::{
 use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -242,28 +243,50 @@ impl DeadlineStream {
     /// Waits up to `idle` for the client's next byte after a response, reading it ahead;
     /// false when the client closed the connection, failed or stayed silent.
     async fn await_request(&mut self, idle: Duration) -> bool {
-        let arrived = self.fill_ahead(|s| !s.unread().is_empty());
-        matches!(tokio::time::timeout(idle, arrived).await, Ok(Ok(())))
+        // The header timer keeps the idle limit meanwhile (no header is being read; the
+        // client's first byte restarts it): a timer of its own, registered and dropped on
+        // every request, cost more.
+        self.timer.as_mut().reset(Instant::now() + idle);
+        std::future::poll_fn(|cx| {
+            while self.unread().is_empty() {
+                match self.poll_fill(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(false),
+                    Poll::Pending if self.timer.as_mut().poll(cx).is_ready() => {
+                        return Poll::Ready(false)
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            Poll::Ready(true)
+        })
+        .await
     }
 
     /// Reads from the socket into `ahead` until `done`; a closed socket is an error.
     async fn fill_ahead(&mut self, done: impl Fn(&Self) -> bool) -> io::Result<()> {
         std::future::poll_fn(|cx| {
             while !done(self) {
-                let mut chunk = [0u8; 1024];
-                let mut buf = ReadBuf::new(&mut chunk);
-                match self.poll_socket(cx, &mut buf) {
-                    Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                    }
-                    Poll::Ready(Ok(())) => self.ahead.extend_from_slice(buf.filled()),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Pending,
+                if let Err(e) = ready!(self.poll_fill(cx)) {
+                    return Poll::Ready(Err(e));
                 }
             }
             Poll::Ready(Ok(()))
         })
         .await
+    }
+
+    /// One read from the socket into `ahead`; a closed socket is an error.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Not zeroed: the read fills what it reports.
+        let mut chunk = [MaybeUninit::<u8>::uninit(); 1024];
+        let mut buf = ReadBuf::uninit(&mut chunk);
+        ready!(self.poll_socket(cx, &mut buf))?;
+        if buf.filled().is_empty() {
+            return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.ahead.extend_from_slice(buf.filled());
+        Poll::Ready(Ok(()))
     }
 
     /// Reads from the socket, following the phases and applying the deadline.

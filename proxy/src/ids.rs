@@ -4,9 +4,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The request id header: sent upstream, set on every response.
-pub const X_REQUEST_ID: &str = "x-request-id";
-
 /// Where ids come from: this process's instance id and a counter.
 #[derive(Debug)]
 pub struct IdSource {
@@ -65,13 +62,16 @@ impl IdSource {
     }
 }
 
-/// Appends `n` as 16 lower-case hex digits (on every request: `format!` costs ~10×).
+/// Appends `n` as 16 lower-case hex digits (on every request: `format!` costs ~10×, and
+/// pushing them one `char` at a time ~3×).
 fn push_hex(out: &mut String, n: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        let digit = (n >> (shift * 4)) & 0xf;
-        out.push(char::from(DIGITS[digit as usize]));
+    let mut digits = [0u8; 16];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = DIGITS[((n >> ((15 - i) * 4)) & 0xf) as usize];
     }
+    // Always ASCII; the check is a few instructions on 16 bytes.
+    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
 }
 
 /// Whether `value` is a `traceparent` worth passing on: version 00, lower-case hex ids,

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod limiter;
 pub mod metrics;
 pub mod net;
+pub mod own_headers;
 pub mod redis_conn;
 pub mod reload;
 pub mod respond;

@@ -12,9 +12,9 @@
 //!   then join a trace); a valid one is passed on untouched.
 
 use crate::ctx::RequestCtx;
-use crate::ids::X_REQUEST_ID;
 use crate::ids::{is_valid_traceparent, IdSource};
 use crate::net::cidr::{any_contains, Cidr};
+use crate::own_headers::{TRACEPARENT, X_FORWARDED_FOR, X_REQUEST_ID};
 use crate::stage::{RequestStage, Step};
 use http::HeaderMap;
 use pingora_core::Result;
@@ -51,13 +51,13 @@ impl RequestStage for ClientStage {
         };
         ctx.request_id = Some(
             headers
-                .get(X_REQUEST_ID)
+                .get(X_REQUEST_ID.name())
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| is_sane_request_id(v))
                 .map_or_else(|| self.ids.next_id(), str::to_string),
         );
         let traced = headers
-            .get("traceparent")
+            .get(TRACEPARENT.name())
             .is_some_and(|v| is_valid_traceparent(v.as_bytes()));
         if !traced {
             ctx.traceparent = Some(self.ids.next_traceparent());
@@ -70,7 +70,7 @@ impl RequestStage for ClientStage {
 /// proxy; the leftmost when all are (a chain of our own proxies).
 fn forwarded_client(headers: &HeaderMap, trusted: &[Cidr]) -> Option<IpAddr> {
     let mut hops: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
+    for value in headers.get_all(X_FORWARDED_FOR.name()) {
         let Ok(text) = value.to_str() else {
             // Unreadable: nothing in it can be believed, and nothing left of it either.
             hops.clear();

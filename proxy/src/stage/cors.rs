@@ -10,8 +10,8 @@
 
 use crate::config::CorsConfig;
 use crate::ctx::RequestCtx;
-use crate::ids::X_REQUEST_ID;
 use crate::metrics::metrics;
+use crate::own_headers::X_REQUEST_ID;
 use crate::respond::Refusal;
 use crate::stage::{RequestStage, Step};
 use http::Method;
@@ -60,7 +60,7 @@ impl RequestStage for CorsStage {
         }
         answer.insert_header("access-control-max-age", cors.max_age_s.to_string())?;
         if let Some(id) = &ctx.request_id {
-            answer.insert_header(X_REQUEST_ID, id.as_str())?;
+            answer.insert_header(X_REQUEST_ID.as_str(), id.as_str())?;
         }
         session.set_keepalive(None);
         session

@@ -15,7 +15,10 @@
 
 use crate::config::AuthMode;
 use crate::ctx::RequestCtx;
-use crate::ids::X_REQUEST_ID;
+use crate::own_headers::{
+    insert_request, OwnHeader, TRACEPARENT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+    X_REQUEST_ID,
+};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_core::Result;
@@ -25,12 +28,6 @@ use std::net::IpAddr;
 
 /// The client's own key header.
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-// Plain names, not `HeaderName`s: Pingora's `insert_header` copies a `HeaderName` into
-// a new buffer before parsing it again, a static string it takes as it is.
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const TRACEPARENT: &str = "traceparent";
 
 /// Rewrites the request headers an upstream sees.
 #[derive(Debug, Default)]
@@ -42,10 +39,10 @@ struct Edits {
     set: [Option<(Name, HeaderValue)>; 7],
 }
 
-/// A header to set: one of ours (static), or a configured one.
+/// A header to set: one of ours, or a configured one.
 #[derive(Debug, Clone)]
 enum Name {
-    Static(&'static str),
+    Own(&'static OwnHeader),
     Configured(HeaderName),
 }
 
@@ -81,9 +78,12 @@ impl ForwardStage {
         for name in edits.remove.into_iter().flatten() {
             request.remove_header(&name);
         }
+        // Room for all of them first: the request's maps were sized for the client's
+        // headers, and would otherwise grow (and rehash) several times on the way.
+        request.reserve(edits.set.iter().flatten().count())?;
         for (name, value) in edits.set.into_iter().flatten() {
             match name {
-                Name::Static(name) => request.insert_header(name, value)?,
+                Name::Own(header) => insert_request(request, header, value)?,
                 Name::Configured(name) => request.insert_header(name, value)?,
             }
         }
@@ -98,7 +98,7 @@ impl ForwardStage {
         }
         for (name, value) in edits.set.into_iter().flatten() {
             match name {
-                Name::Static(name) => headers.insert(HeaderName::from_static(name), value),
+                Name::Own(header) => headers.insert(header.name().clone(), value),
                 Name::Configured(name) => headers.insert(name, value),
             };
         }
@@ -156,36 +156,36 @@ fn forwarding(
     if let Some(peer) = conn.peer {
         let prior: Vec<&str> = if trusted {
             headers
-                .get_all(X_FORWARDED_FOR)
+                .get_all(X_FORWARDED_FOR.name())
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .collect()
         } else {
             Vec::new()
         };
-        set[0] = forwarded_for(&prior, peer).map(|v| (Name::Static(X_FORWARDED_FOR), v));
+        set[0] = forwarded_for(&prior, peer).map(|v| (Name::Own(&X_FORWARDED_FOR), v));
     }
-    if !(trusted && headers.contains_key(X_FORWARDED_PROTO)) {
+    if !(trusted && headers.contains_key(X_FORWARDED_PROTO.name())) {
         set[1] = Some((
-            Name::Static(X_FORWARDED_PROTO),
+            Name::Own(&X_FORWARDED_PROTO),
             HeaderValue::from_static(conn.scheme),
         ));
     }
-    if !(trusted && headers.contains_key(X_FORWARDED_HOST)) {
+    if !(trusted && headers.contains_key(X_FORWARDED_HOST.name())) {
         set[2] = headers
             .get(http::header::HOST)
-            .map(|host| (Name::Static(X_FORWARDED_HOST), host.clone()));
+            .map(|host| (Name::Own(&X_FORWARDED_HOST), host.clone()));
     }
     set[3] = ctx
         .request_id
         .as_deref()
         .and_then(|id| HeaderValue::from_str(id).ok())
-        .map(|v| (Name::Static(X_REQUEST_ID), v));
+        .map(|v| (Name::Own(&X_REQUEST_ID), v));
     set[4] = ctx
         .traceparent
         .as_deref()
         .and_then(|t| HeaderValue::from_str(t).ok())
-        .map(|v| (Name::Static(TRACEPARENT), v));
+        .map(|v| (Name::Own(&TRACEPARENT), v));
 }
 
 /// `X-Forwarded-For`: the believed `prior` entries, then `peer`. Built by hand and

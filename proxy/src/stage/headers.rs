@@ -4,13 +4,13 @@
 //! (`RateLimit-Policy`, `RateLimit`), and `X-Sluice-Upstream` when the config asks.
 
 use crate::ctx::RequestCtx;
-use crate::ids::X_REQUEST_ID;
+use crate::own_headers::{
+    insert_response, RATELIMIT, RATELIMIT_POLICY, X_REQUEST_ID, X_SLUICE_UPSTREAM,
+};
 use crate::stage::cors::CorsStage;
-use pingora_core::Result;
+use http::HeaderValue;
+use pingora_core::{ErrorType, OrErr, Result};
 use pingora_http::ResponseHeader;
-
-/// Response header naming the peer that answered.
-const UPSTREAM_HEADER: &str = "x-sluice-upstream";
 
 /// Adds sluice's headers to upstream responses.
 #[derive(Debug, Default)]
@@ -23,18 +23,27 @@ impl HeadersStage {
             response.append_header("server-timing", timing)?;
         }
         if let Some(id) = &ctx.request_id {
-            response.insert_header(X_REQUEST_ID, id.as_str())?;
+            insert_response(response, &X_REQUEST_ID, value(id)?)?;
         }
         CorsStage.response(response, ctx)?;
         if let Some(rate) = &ctx.rate {
-            response.insert_header("ratelimit-policy", rate.policy_header())?;
-            response.insert_header("ratelimit", rate.limit_header())?;
+            insert_response(response, &RATELIMIT_POLICY, value(&rate.policy_header())?)?;
+            insert_response(response, &RATELIMIT, value(&rate.limit_header())?)?;
         }
         if ctx.snapshot.config.server.upstream_header {
             if let (Some(route), Some(peer)) = (&ctx.route, &ctx.peer) {
-                response.insert_header(UPSTREAM_HEADER, route.upstream.label(peer))?;
+                insert_response(
+                    response,
+                    &X_SLUICE_UPSTREAM,
+                    value(route.upstream.label(peer))?,
+                )?;
             }
         }
         Ok(())
     }
+}
+
+/// A header value of ours; the same error as Pingora's `insert_header` when it is not one.
+fn value(text: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(text).or_err(ErrorType::InvalidHTTPHeader, "invalid value while insert")
 }
