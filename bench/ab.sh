@@ -103,6 +103,17 @@ done
 
 row() { printf '| %s | %s | %s |\n' "$1" "$(median "${RPS[$2]}")" "$(median "${CPU[$2]}")"; }
 ratio() { awk -v a="$(median "${CPU[$1]}")" -v b="$(median "${CPU[$2]}")" 'BEGIN { printf "%.2f", a / b }'; }
+# paired NEW OLD: the median over rounds of new/old req/s within each round. The two ran
+# seconds apart, so a machine that speeds up or slows down during the run (seen here:
+# 24k -> 32k req/s for the same binary) moves both alike.
+paired() {
+  local -a a=(${RPS[$1]}) b=(${RPS[$2]})
+  local i out=""
+  for i in "${!a[@]}"; do
+    out+="$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN { printf "%.3f", x / y }') "
+  done
+  median "$out"
+}
 TABLE="| binary, route | req/s | sluice CPU µs/req |
 |---|---|---|
 $(row "old, plain" old-plain)
@@ -110,7 +121,8 @@ $(row "new, plain" new-plain)
 $(row "old, keyed (API key + Redis bucket)" old-keyed)
 $(row "new, keyed (API key + Redis bucket)" new-keyed)
 
-CPU per request new/old: plain **$(ratio new-plain old-plain)**, keyed **$(ratio new-keyed old-keyed)**"
+CPU per request new/old: plain **$(ratio new-plain old-plain)**, keyed **$(ratio new-keyed old-keyed)**
+req/s new/old, median of the rounds' own ratios: plain **$(paired new-plain old-plain)**, keyed **$(paired new-keyed old-keyed)**"
 echo; echo "$TABLE"
 mkdir -p bench/results
 {
