@@ -18,7 +18,8 @@ B_BIN="${2:?usage: bench/ab.sh OLD_BINARY NEW_BINARY}"
 ROUNDS="${ROUNDS:-6}"
 DURATION="${DURATION:-8}"
 CONNECTIONS="${CONNECTIONS:-32}"
-SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
+# Not Pingap or Kafka: nothing here runs them (Pingap alone is a long cargo install).
+SLUICE_BENCH_DEPS=1 SLUICE_BENCH_PINGAP=0 SLUICE_KAFKA_DEPS=0 "$ROOT/scripts/install-deps.sh"
 
 source "$ROOT/bench/fixture.sh"
 bench_fixture ab 2

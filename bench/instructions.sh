@@ -15,7 +15,8 @@ A_BIN="${1:?usage: bench/instructions.sh OLD_BINARY NEW_BINARY}"
 B_BIN="${2:?usage: bench/instructions.sh OLD_BINARY NEW_BINARY}"
 DURATION="${DURATION:-15}"
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
-SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
+# Not Pingap or Kafka: nothing here runs them (Pingap alone is a long cargo install).
+SLUICE_BENCH_DEPS=1 SLUICE_BENCH_PINGAP=0 SLUICE_KAFKA_DEPS=0 "$ROOT/scripts/install-deps.sh"
 
 source "$ROOT/bench/fixture.sh"
 bench_fixture ir 1

@@ -16,7 +16,8 @@ SLUICE_BIN="${1:-$BIN/sluice}"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-8}"
 CONNECTIONS="${CONNECTIONS:-32}"
-SLUICE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
+# Not Pingap or Kafka: nothing here runs them (Pingap alone is a long cargo install).
+SLUICE_BENCH_DEPS=1 SLUICE_BENCH_PINGAP=0 SLUICE_KAFKA_DEPS=0 "$ROOT/scripts/install-deps.sh"
 [ -x "$SLUICE_BIN" ] || cargo build --release --locked --bin sluice
 
 source "$ROOT/bench/fixture.sh"
