@@ -3,13 +3,11 @@
 //!
 //! Pingora's `insert_header` parses a name again on every call, and for a name outside
 //! `http`'s standard set also allocates it; on a plain request that was ~350 instructions
-//! per header, six headers a request (bench/NOTES.md). [`insert_request`] and
-//! [`insert_response`] hand Pingora the parsed name and its spelling instead (the
-//! `insert_parsed_header` of sluice's pingora-http patch).
+//! per header, six headers a request (bench/NOTES.md). These go to the
+//! `insert_parsed_header` of sluice's pingora-http patch (on requests and responses alike)
+//! with the parsed name and its spelling instead.
 
-use http::{HeaderName, HeaderValue};
-use pingora_core::Result;
-use pingora_http::{RequestHeader, ResponseHeader};
+use http::HeaderName;
 
 /// A header name of sluice's own: parsed, and the spelling it is written with.
 #[derive(Debug)]
@@ -38,24 +36,6 @@ impl OwnHeader {
     }
 }
 
-/// Sets `header` on a request (replacing any value of that name).
-pub fn insert_request(
-    request: &mut RequestHeader,
-    header: &OwnHeader,
-    value: HeaderValue,
-) -> Result<()> {
-    request.insert_parsed_header(header.name.clone(), header.wire, value)
-}
-
-/// Sets `header` on a response (replacing any value of that name).
-pub fn insert_response(
-    response: &mut ResponseHeader,
-    header: &OwnHeader,
-    value: HeaderValue,
-) -> Result<()> {
-    response.insert_parsed_header(header.name.clone(), header.wire, value)
-}
-
 /// `X-Forwarded-For`.
 pub static X_FORWARDED_FOR: OwnHeader = OwnHeader::new("x-forwarded-for");
 /// `X-Forwarded-Proto`.
@@ -76,6 +56,8 @@ pub static RATELIMIT: OwnHeader = OwnHeader::new("ratelimit");
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+    use pingora_http::{RequestHeader, ResponseHeader};
 
     #[test]
     fn a_parsed_header_replaces_earlier_values_and_keeps_its_spelling_on_the_wire() {
@@ -85,8 +67,13 @@ mod tests {
             .expect("append");
         request.reserve(2).expect("reserve");
         let value = HeaderValue::from_static("ours");
-        insert_request(&mut request, &X_REQUEST_ID, value).expect("insert");
-        insert_request(&mut request, &TRACEPARENT, HeaderValue::from_static("t")).expect("insert");
+        request
+            .insert_parsed_header(X_REQUEST_ID.name().clone(), X_REQUEST_ID.as_str(), value)
+            .expect("insert");
+        let t = HeaderValue::from_static("t");
+        request
+            .insert_parsed_header(TRACEPARENT.name().clone(), TRACEPARENT.as_str(), t)
+            .expect("insert");
         assert_eq!(request.headers.get_all("x-request-id").iter().count(), 1);
         let mut wire = Vec::new();
         request.header_to_h1_wire(&mut wire);
@@ -94,12 +81,14 @@ mod tests {
         assert_eq!(wire, "x-request-id: ours\r\ntraceparent: t\r\n");
 
         let mut response = ResponseHeader::build(200, Some(1)).expect("response");
-        insert_response(
-            &mut response,
-            &X_SLUICE_UPSTREAM,
-            HeaderValue::from_static("a"),
-        )
-        .expect("insert");
+        let a = HeaderValue::from_static("a");
+        response
+            .insert_parsed_header(
+                X_SLUICE_UPSTREAM.name().clone(),
+                X_SLUICE_UPSTREAM.as_str(),
+                a,
+            )
+            .expect("insert");
         assert_eq!(
             response
                 .headers

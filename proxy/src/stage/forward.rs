@@ -16,8 +16,7 @@
 use crate::config::AuthMode;
 use crate::ctx::RequestCtx;
 use crate::own_headers::{
-    insert_request, OwnHeader, TRACEPARENT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
-    X_REQUEST_ID,
+    OwnHeader, TRACEPARENT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID,
 };
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -83,7 +82,9 @@ impl ForwardStage {
         request.reserve(edits.set.iter().flatten().count())?;
         for (name, value) in edits.set.into_iter().flatten() {
             match name {
-                Name::Own(header) => insert_request(request, header, value)?,
+                Name::Own(header) => {
+                    request.insert_parsed_header(header.name().clone(), header.as_str(), value)?
+                }
                 Name::Configured(name) => request.insert_header(name, value)?,
             }
         }

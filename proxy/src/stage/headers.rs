@@ -4,9 +4,7 @@
 //! (`RateLimit-Policy`, `RateLimit`), and `X-Sluice-Upstream` when the config asks.
 
 use crate::ctx::RequestCtx;
-use crate::own_headers::{
-    insert_response, RATELIMIT, RATELIMIT_POLICY, X_REQUEST_ID, X_SLUICE_UPSTREAM,
-};
+use crate::own_headers::{OwnHeader, RATELIMIT, RATELIMIT_POLICY, X_REQUEST_ID, X_SLUICE_UPSTREAM};
 use crate::stage::cors::CorsStage;
 use http::HeaderValue;
 use pingora_core::{ErrorType, OrErr, Result};
@@ -23,16 +21,16 @@ impl HeadersStage {
             response.append_header("server-timing", timing)?;
         }
         if let Some(id) = &ctx.request_id {
-            insert_response(response, &X_REQUEST_ID, value(id)?)?;
+            set(response, &X_REQUEST_ID, value(id)?)?;
         }
         CorsStage.response(response, ctx)?;
         if let Some(rate) = &ctx.rate {
-            insert_response(response, &RATELIMIT_POLICY, value(&rate.policy_header())?)?;
-            insert_response(response, &RATELIMIT, value(&rate.limit_header())?)?;
+            set(response, &RATELIMIT_POLICY, value(&rate.policy_header())?)?;
+            set(response, &RATELIMIT, value(&rate.limit_header())?)?;
         }
         if ctx.snapshot.config.server.upstream_header {
             if let (Some(route), Some(peer)) = (&ctx.route, &ctx.peer) {
-                insert_response(
+                set(
                     response,
                     &X_SLUICE_UPSTREAM,
                     value(route.upstream.label(peer))?,
@@ -46,4 +44,9 @@ impl HeadersStage {
 /// A header value of ours; the same error as Pingora's `insert_header` when it is not one.
 fn value(text: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(text).or_err(ErrorType::InvalidHTTPHeader, "invalid value while insert")
+}
+
+/// Sets one of our headers (replacing any value of that name).
+fn set(response: &mut ResponseHeader, header: &OwnHeader, value: HeaderValue) -> Result<()> {
+    response.insert_parsed_header(header.name().clone(), header.as_str(), value)
 }
