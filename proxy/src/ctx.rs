@@ -7,6 +7,7 @@ use crate::own_headers::X_REQUEST_ID;
 use crate::respond::Refusal;
 use crate::router::Route;
 use crate::snapshot::Snapshot;
+use http::HeaderValue;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,10 +57,12 @@ pub struct RequestCtx {
     pub client_ip: Option<IpAddr>,
     /// Whether the socket's peer is a trusted proxy (its `X-Forwarded-*` are kept).
     pub via_trusted_proxy: bool,
-    /// The request id: the client's valid `X-Request-Id`, or one made here.
-    pub request_id: Option<String>,
+    /// The request id: the client's valid `X-Request-Id`, or one made here. Kept as the
+    /// header value it is sent as (upstream and on the response), so each use is a
+    /// reference count, not a copy.
+    pub request_id: Option<HeaderValue>,
     /// A `traceparent` started here, when the request brought no valid one.
-    pub traceparent: Option<String>,
+    pub traceparent: Option<HeaderValue>,
     /// The `Access-Control-Allow-Origin` for the response, when the route's CORS policy
     /// admitted the request's `Origin`.
     pub cors_origin: Option<String>,
@@ -108,10 +111,16 @@ impl RequestCtx {
             Some(timing) => refusal.with_header("server-timing", timing),
             None => refusal,
         };
-        match &self.request_id {
-            Some(id) => refusal.with_header(X_REQUEST_ID.as_str(), id.clone()),
+        match self.request_id_str() {
+            Some(id) => refusal.with_header(X_REQUEST_ID.as_str(), id.to_string()),
             None => refusal,
         }
+    }
+
+    /// The request id as text (it is only ever made of the token characters the client
+    /// stage admits).
+    pub fn request_id_str(&self) -> Option<&str> {
+        self.request_id.as_ref().and_then(|id| id.to_str().ok())
     }
 
     /// The `Server-Timing` header value (`auth;dur=0.120, ratelimit;dur=0.850`, ms), or

@@ -60,7 +60,7 @@ impl RequestStage for CorsStage {
         }
         answer.insert_header("access-control-max-age", cors.max_age_s.to_string())?;
         if let Some(id) = &ctx.request_id {
-            answer.insert_header(X_REQUEST_ID.as_str(), id.as_str())?;
+            answer.insert_header(X_REQUEST_ID.as_str(), id.clone())?;
         }
         session.set_keepalive(None);
         session

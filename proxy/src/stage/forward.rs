@@ -179,13 +179,11 @@ fn forwarding(
     }
     set[3] = ctx
         .request_id
-        .as_deref()
-        .and_then(|id| HeaderValue::from_str(id).ok())
+        .clone()
         .map(|v| (Name::Own(&X_REQUEST_ID), v));
     set[4] = ctx
         .traceparent
-        .as_deref()
-        .and_then(|t| HeaderValue::from_str(t).ok())
+        .clone()
         .map(|v| (Name::Own(&TRACEPARENT), v));
 }
 

@@ -21,7 +21,7 @@ impl HeadersStage {
             response.append_header("server-timing", timing)?;
         }
         if let Some(id) = &ctx.request_id {
-            set(response, &X_REQUEST_ID, value(id)?)?;
+            set(response, &X_REQUEST_ID, id.clone())?;
         }
         CorsStage.response(response, ctx)?;
         if let Some(rate) = &ctx.rate {

@@ -65,7 +65,7 @@ fn access_line<'a>(
         chrono::Utc::now() - chrono::TimeDelta::from_std(ctx.started.elapsed()).unwrap_or_default();
     AccessLine {
         ts: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        request_id: ctx.request_id.as_deref(),
+        request_id: ctx.request_id_str(),
         client_ip: facts.client_ip.as_deref(),
         method: &facts.method,
         path: &facts.path,
@@ -161,7 +161,7 @@ fn request_event(facts: RequestFacts, ctx: &RequestCtx, status: u16, id: String)
         limited: ctx.refusal.as_ref().is_some_and(Refusal::is_rate_limited),
         limiter: ctx.limiter.map(|mode| mode.as_str().to_string()),
         hedged: ctx.hedged,
-        request_id: ctx.request_id.clone(),
+        request_id: ctx.request_id_str().map(str::to_string),
         http_version: Some(facts.http_version.to_string()),
         retries: u32::try_from(ctx.attempts.saturating_sub(1 + usize::from(ctx.hedged)))
             .unwrap_or(u32::MAX),

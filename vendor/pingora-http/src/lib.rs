@@ -536,15 +536,15 @@ impl From<Box<ResponseHeader>> for Box<RespParts> {
 impl ResponseHeader {
     fn new(size_hint: Option<usize>) -> Self {
         let mut resp_header = Self::new_no_case(size_hint);
-        resp_header.header_name_map = Some(CaseMap::with_capacity(http_header_map_upper_bound(
-            size_hint,
-        )));
+        resp_header.header_name_map = Some(CaseMap::with_capacity(
+            response_header_map_capacity(size_hint),
+        ));
         resp_header
     }
 
     fn new_no_case(size_hint: Option<usize>) -> Self {
         let mut base = RespBuilder::new().body(()).unwrap().into_parts().0;
-        base.headers.reserve(http_header_map_upper_bound(size_hint));
+        base.headers.reserve(response_header_map_capacity(size_hint));
         ResponseHeader {
             base,
             header_name_map: None,
@@ -903,6 +903,16 @@ fn http_header_map_upper_bound(size_hint: Option<usize>) -> usize {
     )
 }
 
+// sluice patch: a response's maps are sized for the headers parsed plus room for the ones
+// a proxy adds (Pingora's own, and sluice's X-Request-Id, RateLimit-Policy, RateLimit,
+// Server-Timing). Without it a parsed response's maps were full, and the first headers
+// added grew (rehashed) both. Requests get no such room: a parsed request is held for the
+// whole request, and only its upstream copy gets headers (it reserves them itself).
+fn response_header_map_capacity(size_hint: Option<usize>) -> usize {
+    const ADDED_HEADERS_ROOM: usize = 5;
+    http_header_map_upper_bound(size_hint.map(|n| n.saturating_add(ADDED_HEADERS_ROOM)))
+}
+
 #[inline]
 fn append_header_value<T>(
     name_map: Option<&mut CaseMap>,
@@ -1159,6 +1169,9 @@ mod tests {
     fn header_map_upper_bound() {
         assert_eq!(8, http_header_map_upper_bound(None));
         assert_eq!(16, http_header_map_upper_bound(Some(16)));
+        // sluice patch: five headers of room on top of a parsed response's.
+        assert_eq!(8, response_header_map_capacity(None));
+        assert_eq!(16 + 5, response_header_map_capacity(Some(16)));
         assert_eq!(4096, http_header_map_upper_bound(Some(7777)));
     }
 
