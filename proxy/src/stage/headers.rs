@@ -33,7 +33,7 @@ impl HeadersStage {
                 set(
                     response,
                     &X_SLUICE_UPSTREAM,
-                    value(route.upstream.label(peer))?,
+                    route.upstream.label_value(peer),
                 )?;
             }
         }

@@ -10,6 +10,7 @@ use crate::breaker::{Breaker, BreakerState, Transition};
 use crate::config::UpstreamConfig;
 use crate::metrics::metrics;
 use crate::respond::{code, Refusal};
+use http::HeaderValue;
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_load_balancing::selection::RoundRobin;
@@ -70,6 +71,8 @@ impl std::fmt::Debug for UpstreamGroup {
 struct PeerState {
     addr: SocketAddr,
     label: String,
+    /// `label` as the `X-Sluice-Upstream` value, shared by every response from the peer.
+    label_value: Option<HeaderValue>,
     breaker: Arc<Breaker>,
 }
 
@@ -97,10 +100,14 @@ impl UpstreamGroup {
         let peers = config
             .peers
             .iter()
-            .map(|addr| PeerState {
-                addr: *addr,
-                label: addr.to_string(),
-                breaker: Arc::new(Breaker::new(config.breaker.clone())),
+            .map(|addr| {
+                let label = addr.to_string();
+                PeerState {
+                    addr: *addr,
+                    label_value: HeaderValue::from_str(&label).ok(),
+                    label,
+                    breaker: Arc::new(Breaker::new(config.breaker.clone())),
+                }
             })
             .collect::<Vec<_>>();
         let breakers = peers.iter().map(|p| (p.addr, p.breaker.clone())).collect();
@@ -245,6 +252,13 @@ impl UpstreamGroup {
     pub fn label(&self, addr: &SocketAddr) -> &str {
         self.peer_state(addr)
             .map_or("unknown", |p| p.label.as_str())
+    }
+
+    /// [`Self::label`] as a header value (a reference count, not a copy).
+    pub fn label_value(&self, addr: &SocketAddr) -> HeaderValue {
+        self.peer_state(addr)
+            .and_then(|p| p.label_value.clone())
+            .unwrap_or_else(|| HeaderValue::from_static("unknown"))
     }
 
     /// Each peer with its current health and breaker state.
