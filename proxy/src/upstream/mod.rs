@@ -68,11 +68,14 @@ impl std::fmt::Debug for UpstreamGroup {
     }
 }
 
+/// The label of a peer the group does not know (as [`UpstreamGroup::label`] says it).
+const UNKNOWN_PEER: HeaderValue = HeaderValue::from_static("unknown");
+
 struct PeerState {
     addr: SocketAddr,
     label: String,
     /// `label` as the `X-Sluice-Upstream` value, shared by every response from the peer.
-    label_value: Option<HeaderValue>,
+    label_value: HeaderValue,
     breaker: Arc<Breaker>,
 }
 
@@ -104,7 +107,8 @@ impl UpstreamGroup {
                 let label = addr.to_string();
                 PeerState {
                     addr: *addr,
-                    label_value: HeaderValue::from_str(&label).ok(),
+                    // An address's own text is always a valid value.
+                    label_value: HeaderValue::from_str(&label).unwrap_or(UNKNOWN_PEER),
                     label,
                     breaker: Arc::new(Breaker::new(config.breaker.clone())),
                 }
@@ -257,8 +261,7 @@ impl UpstreamGroup {
     /// [`Self::label`] as a header value (a reference count, not a copy).
     pub fn label_value(&self, addr: &SocketAddr) -> HeaderValue {
         self.peer_state(addr)
-            .and_then(|p| p.label_value.clone())
-            .unwrap_or_else(|| HeaderValue::from_static("unknown"))
+            .map_or(UNKNOWN_PEER, |p| p.label_value.clone())
     }
 
     /// Each peer with its current health and breaker state.
