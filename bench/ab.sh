@@ -5,8 +5,9 @@
 # route (API key + Redis token bucket) of each, in alternating order. Half-way both are
 # restarted in the other start order: the process started second measured up to ~8%
 # slower on this machine whatever binary it ran, so each binary gets each slot for half
-# the rounds. Prints and writes the medians of req/s and of each process's CPU µs per
-# request.
+# the rounds. Prints and writes the medians of req/s, of each process's CPU µs per
+# request, and of its context switches per request (all its threads, voluntary and not):
+# a thread that sleeps and is woken again per request shows there, steadier than req/s.
 #   bench/ab.sh OLD_BINARY NEW_BINARY          (ROUNDS=6 DURATION=8 CONNECTIONS=32)
 # Needs nginx, wrk and redis-server (scripts/install-deps.sh with SLUICE_BENCH_DEPS=1).
 # Everything listens on 127.0.0.1 and is stopped on exit, by PID.
@@ -56,19 +57,21 @@ start_sluice new "$B_BIN"
 KEY=$(create_key "$ADMIN_old")
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-declare -A RPS CPU
+switches() { cat "/proc/$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'; }
+declare -A RPS CPU CTX
 run_one() { # label pid url [header]
-  local label="$1" pid="$2" url="$3" before after out reqs rps cpu
+  local label="$1" pid="$2" url="$3" before after out reqs rps cpu sw_before sw_after ctx
   local -a extra=()
   [ -n "${4:-}" ] && extra=(-H "$4")
-  before=$(ticks "$pid")
+  before=$(ticks "$pid"); sw_before=$(switches "$pid")
   out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${extra[@]}" "$url")
-  after=$(ticks "$pid")
+  after=$(ticks "$pid"); sw_after=$(switches "$pid")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   cpu=$(awk -v t="$((after - before))" -v u="$TICK_US" -v r="$reqs" 'BEGIN { printf "%.1f", t * u / r }')
-  RPS[$label]+="$rps "; CPU[$label]+="$cpu "
-  printf '  %-10s %10s req/s  cpu/req %6s us\n' "$label" "$rps" "$cpu"
+  ctx=$(awk -v s="$((sw_after - sw_before))" -v r="$reqs" 'BEGIN { printf "%.2f", s / r }')
+  RPS[$label]+="$rps "; CPU[$label]+="$cpu "; CTX[$label]+="$ctx "
+  printf '  %-10s %10s req/s  cpu/req %6s us  switches/req %5s\n' "$label" "$rps" "$cpu" "$ctx"
 }
 
 warm_up() {
@@ -102,7 +105,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-row() { printf '| %s | %s | %s |\n' "$1" "$(median "${RPS[$2]}")" "$(median "${CPU[$2]}")"; }
+row() { printf '| %s | %s | %s | %s |\n' "$1" "$(median "${RPS[$2]}")" "$(median "${CPU[$2]}")" "$(median "${CTX[$2]}")"; }
 ratio() { awk -v a="$(median "${CPU[$1]}")" -v b="$(median "${CPU[$2]}")" 'BEGIN { printf "%.2f", a / b }'; }
 # paired NEW OLD: the median over rounds of new/old req/s within each round. The two ran
 # seconds apart, so a machine that speeds up or slows down during the run (seen here:
@@ -115,8 +118,8 @@ paired() {
   done
   median "$out"
 }
-TABLE="| binary, route | req/s | sluice CPU µs/req |
-|---|---|---|
+TABLE="| binary, route | req/s | sluice CPU µs/req | sluice context switches/req |
+|---|---|---|---|
 $(row "old, plain" old-plain)
 $(row "new, plain" new-plain)
 $(row "old, keyed (API key + Redis bucket)" old-keyed)

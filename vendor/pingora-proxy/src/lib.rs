@@ -86,6 +86,7 @@ const MAX_SHUTDOWN_NOTIFY_SHARDS: usize = 256;
 type DownstreamCustomMessageReader =
     Box<dyn futures::Stream<Item = Result<Bytes>> + Unpin + Send + Sync + 'static>;
 
+mod h1_pool;
 mod proxy_cache;
 mod proxy_common;
 mod proxy_custom;
@@ -184,6 +185,8 @@ where
 {
     inner: SV, // TODO: name it better than inner
     client_upstream: Connector<C>,
+    // sluice patch: HTTP/1-only peers use this pool instead of `client_upstream`'s.
+    h1_upstream: h1_pool::H1Pool,
     shutdown: ShardedNotify,
     shutdown_flag: Arc<AtomicBool>,
     pub server_options: Option<HttpServerOptions>,
@@ -220,6 +223,7 @@ impl<SV> HttpProxy<SV, ()> {
         HttpProxy {
             inner,
             client_upstream: Connector::new(Some(ConnectorOptions::from_server_conf(&conf))),
+            h1_upstream: h1_pool::H1Pool::new(Some(ConnectorOptions::from_server_conf(&conf))),
             shutdown: ShardedNotify::new(conf.threads),
             shutdown_flag: Arc::new(AtomicBool::new(false)),
             server_options: None,
@@ -251,11 +255,13 @@ where
     {
         let client_options =
             client_options.unwrap_or_else(|| ConnectorOptions::from_server_conf(&conf));
+        let h1_upstream = h1_pool::H1Pool::new(Some(client_options.clone()));
         let client_upstream = Connector::new_custom(Some(client_options), connector);
 
         HttpProxy {
             inner,
             client_upstream,
+            h1_upstream,
             shutdown: ShardedNotify::new(conf.threads),
             shutdown_flag: Arc::new(AtomicBool::new(false)),
             server_options,
@@ -272,6 +278,7 @@ where
     /// unexpected data from the server.
     pub fn unexpected_data_connection_count(&self) -> u64 {
         self.client_upstream.unexpected_data_connection_count()
+            + self.h1_upstream.unexpected_data_connection_count()
     }
 
     /// Return a shared reference to the unexpected data connection counter for periodic metric reporting.
@@ -412,7 +419,18 @@ where
             Err(e) => return (false, Some(e)),
         };
 
-        let client_session = self.client_upstream.get_http_session(&*peer).await;
+        // sluice patch: see h1_pool.rs.
+        let h1_only = peer
+            .get_peer_options()
+            .is_none_or(|o| o.alpn.get_max_http_version() == 1);
+        let client_session = if h1_only {
+            self.h1_upstream
+                .get_http_session(&*peer)
+                .await
+                .map(|(h1, reused)| (ClientSession::H1(h1), reused))
+        } else {
+            self.client_upstream.get_http_session(&*peer).await
+        };
         match client_session {
             Ok((client_session, client_reused)) => {
                 let (server_reused, error) = match client_session {
@@ -420,7 +438,11 @@ where
                         let (server_reused, client_reuse, error) = self
                             .proxy_to_h1_upstream(session, &mut h1, client_reused, &peer, ctx)
                             .await;
-                        if client_reuse {
+                        if client_reuse && h1_only {
+                            self.h1_upstream
+                                .release_http_session(h1, &*peer, peer.idle_timeout())
+                                .await;
+                        } else if client_reuse {
                             let session = ClientSession::H1(h1);
                             self.client_upstream
                                 .release_http_session(session, &*peer, peer.idle_timeout())
