@@ -75,5 +75,10 @@ pub fn settings(snapshot: SharedSnapshot, min: TlsVersion) -> pingora_core::Resu
             pingora_core::Error::explain(pingora_core::ErrorType::InternalError, e.to_string())
         })?;
     settings.enable_h2();
+    // Client connections have no L4 read buffer (`header_deadline::client_buffers`, for
+    // memory). Without read-ahead OpenSSL reads each record's 5-byte header and then its
+    // body: two `recvfrom` per record. With it, one read fills OpenSSL's own record buffer
+    // (which it holds per connection anyway) with whatever has arrived.
+    settings.set_read_ahead(true);
     Ok(settings)
 }
