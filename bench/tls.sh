@@ -85,6 +85,14 @@ CIPHER_S=$(cipher "$S_TLS"); CIPHER_N=$(cipher "$N_TLS")
 
 nginx_pids() { pgrep -P "$(cat "$NGP/nginx.pid")"; cat "$NGP/nginx.pid"; }
 declare -A RPS P50 P99 CPU
+# A proxy that exits mid-run would only show as nonsense CPU figures: stop, and keep its log
+# (the run's folder is removed on exit).
+check_alive() {
+  kill -0 "$S_PID" 2>/dev/null && return 0
+  cp "$DIR/sluice.log" "/tmp/sluice-tls-exited.$S_PID.log"
+  echo "tls: sluice (pid $S_PID) exited during the run; its log: /tmp/sluice-tls-exited.$S_PID.log" >&2
+  exit 1
+}
 record() { # key rps p50 p99 reqs ticks
   local cpu="-"
   [ "${5:-0}" -gt 0 ] && cpu=$(awk -v t="$6" -v u="$TICK_US" -v r="$5" 'BEGIN { printf "%.1f", t * u / r }')
@@ -98,6 +106,7 @@ wrk_row() { # key port connections [header]
   before=$(cpu_ticks "${pids[@]}")
   out=$(wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$@" "https://localhost:$port/x")
   after=$(cpu_ticks "${pids[@]}")
+  check_alive
   record "$key" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" \
     "$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")" "$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")" \
     "$(awk '/requests in/ {print $1}' <<<"$out")" "$((after - before))"
@@ -109,6 +118,7 @@ h2_row() { # key port
   before=$(cpu_ticks "${pids[@]}")
   out=$(h2load -c"$CONNECTIONS" -m8 -t1 -D"$DURATION" "https://localhost:$port/x" 2>&1)
   after=$(cpu_ticks "${pids[@]}")
+  check_alive
   reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
   record "$key" "$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out")" - - "${reqs:-0}" "$((after - before))"
 }
