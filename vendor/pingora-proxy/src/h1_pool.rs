@@ -57,7 +57,9 @@ pub(crate) struct H1Pool {
 }
 
 impl H1Pool {
-    pub(crate) fn new(options: Option<ConnectorOptions>) -> Self {
+    /// `unexpected_data` counts idle connections that spoke unasked; it is shared with
+    /// pingora-core's connector, so the proxy reports one figure.
+    pub(crate) fn new(options: Option<ConnectorOptions>, unexpected_data: Arc<AtomicU64>) -> Self {
         let per_peer = options
             .as_ref()
             .map_or(DEFAULT_PER_PEER, |o| o.keepalive_pool_size);
@@ -65,7 +67,7 @@ impl H1Pool {
             transport: TransportConnector::new(options),
             idle: Arc::new(Mutex::new(HashMap::new())),
             per_peer,
-            unexpected_data: Arc::new(AtomicU64::new(0)),
+            unexpected_data,
             sweeper: Once::new(),
         }
     }
@@ -136,10 +138,6 @@ impl H1Pool {
                 return Some(idle.stream);
             }
         }
-    }
-
-    pub(crate) fn unexpected_data_connection_count(&self) -> u64 {
-        self.unexpected_data.load(Ordering::Relaxed)
     }
 }
 

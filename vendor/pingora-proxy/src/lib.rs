@@ -72,6 +72,7 @@ use pingora_core::protocols::http::HttpTask;
 use pingora_core::protocols::http::ServerSession as HttpSession;
 use pingora_core::protocols::http::SERVER_NAME;
 use pingora_core::protocols::Stream;
+use pingora_core::protocols::ALPN;
 use pingora_core::protocols::{Digest, UniqueID};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RuntimeOpts, ShutdownWatch};
@@ -220,10 +221,16 @@ impl<SV> HttpProxy<SV, ()> {
     /// // Use proxy.process_new_http() in your custom accept loop
     /// ```
     pub fn new(inner: SV, conf: Arc<ServerConf>) -> Self {
+        let options = ConnectorOptions::from_server_conf(&conf);
+        let client_upstream = Connector::new(Some(options.clone()));
+        let h1_upstream = h1_pool::H1Pool::new(
+            Some(options),
+            client_upstream.unexpected_data_connection_counter(),
+        );
         HttpProxy {
             inner,
-            client_upstream: Connector::new(Some(ConnectorOptions::from_server_conf(&conf))),
-            h1_upstream: h1_pool::H1Pool::new(Some(ConnectorOptions::from_server_conf(&conf))),
+            client_upstream,
+            h1_upstream,
             shutdown: ShardedNotify::new(conf.threads),
             shutdown_flag: Arc::new(AtomicBool::new(false)),
             server_options: None,
@@ -255,8 +262,11 @@ where
     {
         let client_options =
             client_options.unwrap_or_else(|| ConnectorOptions::from_server_conf(&conf));
-        let h1_upstream = h1_pool::H1Pool::new(Some(client_options.clone()));
-        let client_upstream = Connector::new_custom(Some(client_options), connector);
+        let client_upstream = Connector::new_custom(Some(client_options.clone()), connector);
+        let h1_upstream = h1_pool::H1Pool::new(
+            Some(client_options),
+            client_upstream.unexpected_data_connection_counter(),
+        );
 
         HttpProxy {
             inner,
@@ -278,7 +288,6 @@ where
     /// unexpected data from the server.
     pub fn unexpected_data_connection_count(&self) -> u64 {
         self.client_upstream.unexpected_data_connection_count()
-            + self.h1_upstream.unexpected_data_connection_count()
     }
 
     /// Return a shared reference to the unexpected data connection counter for periodic metric reporting.
@@ -419,10 +428,11 @@ where
             Err(e) => return (false, Some(e)),
         };
 
-        // sluice patch: see h1_pool.rs.
-        let h1_only = peer
-            .get_peer_options()
-            .is_none_or(|o| o.alpn.get_max_http_version() == 1);
+        // sluice patch: see h1_pool.rs. Custom ALPN peers stay with `client_upstream`, which
+        // tries the custom protocol first.
+        let h1_only = peer.get_peer_options().is_none_or(|o| {
+            !matches!(o.alpn, ALPN::Custom(_)) && o.alpn.get_max_http_version() == 1
+        });
         let client_session = if h1_only {
             self.h1_upstream
                 .get_http_session(&*peer)
